@@ -1,0 +1,192 @@
+"""``snnbench``: run suites, list what exists, show the environment.
+
+Bad input ends in one ``snnbench: error: ...`` line and exit code 2; an interrupted run exits 130
+and keeps every record it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import SnnbenchError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage dump
+        raise SnnbenchError(message)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:  # logs and CI: wide enough for the results table
+        console = Console(highlight=False, width=160)
+    return console
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .harness.run import run_suite
+    from .results.summary import results_table
+    from .runners import parse_runner_list
+    from .spec import load_suite
+
+    suite = load_suite(args.suite, quick=args.quick)
+    runners = parse_runner_list(args.runners, suite.runners)
+    console = _console()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    state: dict[str, Any] = {}
+
+    def on_start(run_dir, jobs, data_note):
+        console.print(f"[bold]snnbench[/] suite [bold]{suite.name}[/]{' (quick)' if args.quick else ''}: "
+                      f"{len(suite.cases)} case(s) x {len(runners)} runner(s) -> {run_dir.path}")
+        console.print(f"data: {data_note}")
+        state["jobs"] = progress.add_task("cases x runners", total=len(jobs))
+        state["run_dir"] = run_dir
+
+    def on_event(e: dict[str, Any]) -> None:
+        tag = f"[cyan]{e.get('case')}[/] [magenta]{e.get('runner')}[/]"
+        kind = e.get("event")
+        if kind == "job_start":
+            if "epochs_task" in state:
+                progress.remove_task(state.pop("epochs_task"))
+            state["epochs_task"] = progress.add_task(f"{e['case']} / {e['runner']} epochs", total=e["epochs"])
+        elif kind == "progress" and e.get("what") == "compile":
+            console.print(f"{tag} compile {e['seconds']:.2f} s")
+        elif kind == "progress" and e.get("what") == "epoch":
+            console.print(f"{tag} epoch {e['epoch']}/{e['of']}  {e['seconds']:.2f} s  "
+                          f"train loss {e['train_loss']:.4f}  test acc {100 * e['test_acc']:.1f}%")
+            progress.update(state["epochs_task"], completed=e["epoch"])
+        elif kind == "record" and e.get("metric") in ("fwd_ms", "fwdbwd_ms") and e.get("status") == "ok":
+            st = e["stats"]
+            console.print(f"{tag} {e['metric']} median {st['median']:.2f} ms "
+                          f"(95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, n={st['n']})")
+        elif kind == "record" and e.get("status") != "ok":
+            console.print(f"{tag} [yellow]{e['status']}[/]: {e.get('reason', '')}")
+        elif kind == "done" or (kind == "record" and e.get("metric") == "run"):
+            progress.advance(state["jobs"])
+
+    command = "snnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    repeat = {"min_time_s": 0.2, "min_repeats": 3, "warmup": 1} if args.quick else None
+    try:
+        with progress:
+            run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
+                                seed=args.seed, quick=args.quick, command=command, on_event=on_event,
+                                on_start=on_start, repeat=repeat)
+    except KeyboardInterrupt:
+        rd = state.get("run_dir")
+        kept = len(rd.records()) if rd else 0
+        print(f"snnbench: interrupted; {kept} record(s) kept in {rd.path if rd else args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    console.print(results_table(run_dir.records()))
+    console.print(f"records: {run_dir.path / 'records.jsonl'}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    console = _console()
+    if args.what == "suites":
+        from .spec import default_suites_dir, load_suite
+
+        table = Table("suite", "cases", "runners", "description")
+        for path in sorted(default_suites_dir().glob("*.yaml")):
+            try:
+                s = load_suite(str(path))
+                table.add_row(s.name, str(len(s.cases)), ",".join(s.runners), s.description)
+            except SnnbenchError as exc:
+                table.add_row(path.stem, "-", "-", f"[red]invalid: {exc}[/]")
+        console.print(table)
+    else:
+        from .runners import registry
+
+        table = Table("runner", "framework", "available", "reason")
+        for name, cls in registry().items():
+            ok = cls.available()
+            table.add_row(name, cls.framework, "yes" if ok.ok else "[yellow]no[/]", ok.reason)
+        console.print(table)
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    import json
+
+    from .harness.env import capture
+
+    print(json.dumps(capture(), indent=2, default=str))
+    return 0
+
+
+def cmd_make_data(args: argparse.Namespace) -> int:
+    from .data import synthetic_shd
+
+    root = synthetic_shd.write_synthetic_shd(Path(args.out), args.train, args.test, seed=args.seed)
+    print(f"wrote synthetic SHD ({args.train} train / {args.test} test) to {root}/SHD")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="snnbench", description="Benchmark spiking-neural-network training frameworks.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a suite")
+    r.add_argument("--suite", required=True, help="suite name (suites/NAME.yaml) or a YAML file path")
+    r.add_argument("--runners", help="comma-separated runner names, or 'all' (default: the suite's list)")
+    r.add_argument("--device", choices=["cpu", "gpu", "tpu", "auto"], help="override every case's device")
+    r.add_argument("--quick", action="store_true", help="the suite's small smoke-test variant")
+    r.add_argument("--data-dir", help="directory holding SHD/shd_{train,test}.h5 (default: $SNNBENCH_DATA_DIR, "
+                                      "else the cache; synthetic data when none is found)")
+    r.add_argument("--out", default="results", help="parent directory of the run directory (default: results)")
+    r.add_argument("--seed", type=int, help="override every case's seed")
+    r.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="list suites or runners")
+    lst.add_argument("what", choices=["suites", "runners"])
+    lst.set_defaults(func=cmd_list)
+
+    e = sub.add_parser("env", help="print the environment a run would record")
+    e.set_defaults(func=cmd_env)
+
+    m = sub.add_parser("make-data", help="write a synthetic dataset in the real file format")
+    m.add_argument("dataset", choices=["shd"])
+    m.add_argument("--out", required=True, help="data dir to write (files go to OUT/SHD/)")
+    m.add_argument("--train", type=int, default=8156)
+    m.add_argument("--test", type=int, default=2264)
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=cmd_make_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except SnnbenchError as exc:
+        print(f"snnbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("snnbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The environment a run was measured in, captured into every run's manifest."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("snnbench", "numpy", "jax", "jaxlib", "dm-haiku", "optax", "flax", "torch", "snntorch", "norse",
+            "spyx", "spikingjelly", "sinabs", "rockpool", "tonic", "h5py")
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _governor() -> str | None:
+    p = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    try:
+        return p.read_text().strip()
+    except OSError:
+        return None
+
+
+def _gpus() -> list[dict[str, str]]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    fields = "name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit"
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [dict(zip(fields.split(","), (v.strip() for v in line.split(",")))) for line in out.strip().splitlines()]
+
+
+def _git() -> dict[str, str | bool | None]:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def capture() -> dict:
+    """Machine, software and git facts (cheap: no framework is imported)."""
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "cpu_governor": _governor(),
+        "gpus": _gpus(),
+        "packages": package_versions(),
+        "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
+        "git": _git(),
+    }

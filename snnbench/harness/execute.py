@@ -1,0 +1,146 @@
+"""Run one (case, runner) job and emit its records. Called inside a worker process.
+
+``emit(event)`` receives dicts: ``{"event": "record", ...}`` for results, ``{"event": "progress", ...}``
+for the parent's progress display. Every failure becomes a record with a status and a reason; no
+exception escapes :func:`execute`.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+from ..data import DataSource, load_dataset
+from ..runners import get_runner_class
+from ..spec import Case, case_from_dict, init_weights
+from .timing import RepeatPolicy, summarize, time_calls
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def is_oom(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "resource_exhausted" in text
+
+
+def failure_reason(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:500]
+
+
+def base_record(job: dict[str, Any], case: Case) -> dict[str, Any]:
+    s = case.spec
+    return {
+        "suite": job["suite"],
+        "case": case.id,
+        "runner": job["runner"],
+        "device": job["device"],
+        "dtype": s.dtype,
+        "shape": case.shape(),
+        "hyper": {"epochs": s.epochs, "lr": s.lr, "optimizer": s.optimizer, "loss": s.loss,
+                  "augment_shift": s.augment_shift, "seed": s.seed},
+        "data": {"note": job.get("data_note"), "synthetic": job.get("synthetic")},
+        "parity": job.get("parity"),
+    }
+
+
+def execute(job: dict[str, Any], emit: Emit) -> None:
+    case = case_from_dict(job["case"])
+    base = base_record(job, case)
+
+    def record(metric: str, status: str = "ok", reason: str = "", **fields: Any) -> None:
+        emit({"event": "record", **base, "metric": metric, "status": status, "reason": reason,
+              "time": time.time(), **fields})
+
+    phase = "import"
+    try:
+        cls = get_runner_class(job["runner"])
+        base["framework"] = cls.framework
+        ok = cls.available()
+        if not ok.ok:
+            return record("run", "skipped", ok.reason)
+        runner = cls()
+        phase = "device"
+        ok = runner.device_available(job["device"])
+        if not ok.ok:
+            return record("run", "skipped", ok.reason)
+        ok = runner.supports(case)
+        if not ok.ok:
+            return record("run", "skipped", ok.reason)
+        phase = "data"
+        train, test = load_dataset(case.spec, DataSource(job["data_root"], job.get("synthetic", False), ""))
+        phase = "build"
+        runner.build(case, job["device"], case.spec.seed)
+        runner.set_weights(init_weights(case.network, case.spec.seed))
+        info = runner.info()
+        base.update(framework=info.framework, version=info.version, mode=info.mode, runner_extra=info.extra)
+        _measure(job, case, runner, train, test, record, emit, policy=RepeatPolicy(**job.get("repeat", {})))
+    except Exception as exc:  # every failure is a record, never a crash of the run
+        status = "oom" if is_oom(exc) else "failed"
+        traceback.print_exc(file=sys.stderr)  # into the job's log file
+        record("run", status, f"{phase}: {failure_reason(exc)}", peak_rss_bytes=peak_rss_bytes())
+
+
+def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy) -> None:
+    B = case.spec.batch
+    n = min(B, len(test))
+    x = test.dense(slice(0, n))
+    y = test.labels[:n]
+    if n < B:  # tile up to a full batch so every runner times the same shape
+        reps = -(-B // n)
+        x, y = np.concatenate([x] * reps)[:B], np.concatenate([y] * reps)[:B]
+
+    # One batch, forward and forward+backward: the same input for every runner.
+    batch = runner.prepare_batch(x, y)
+    for metric, step in (("fwd_ms", runner.fwd_step), ("fwdbwd_ms", runner.fwdbwd_step)):
+        samples = [s * 1e3 for s in time_calls(lambda: step(batch), runner.barrier, policy)]
+        stats = summarize(samples)
+        record(metric, unit="ms", samples=samples, stats=stats, value=stats["median"], peak_rss_bytes=peak_rss_bytes())
+    del batch
+
+    # Training: staging, compile (first-call cost, apart), epochs.
+    staged = runner.stage(train, test)
+    runner.reset_peak_memory()
+    compile_s = runner.compile()
+    if compile_s is not None:
+        record("compile_s", unit="s", samples=[compile_s], stats=summarize([compile_s]), value=compile_s)
+        emit({"event": "progress", "what": "compile", "seconds": compile_s})
+    epoch_s, curve = [], []
+    for epoch in range(case.spec.epochs):
+        t0 = time.perf_counter()
+        res = runner.train_epoch(epoch)
+        runner.barrier()
+        epoch_s.append(time.perf_counter() - t0)
+        ev = runner.evaluate()
+        curve.append({"epoch": epoch + 1, "train_loss": res.loss, "train_acc": res.accuracy,
+                      "test_loss": ev.loss, "test_acc": ev.accuracy, "epoch_s": epoch_s[-1],
+                      "elapsed_s": float(sum(epoch_s))})
+        emit({"event": "progress", "what": "epoch", "epoch": epoch + 1, "of": case.spec.epochs,
+              "seconds": epoch_s[-1], "train_loss": res.loss, "test_acc": ev.accuracy})
+    steady = epoch_s[1:] if len(epoch_s) > 1 else epoch_s
+    stats = summarize(steady)
+    last = curve[-1]
+    record(
+        "epoch_s",
+        unit="s",
+        samples=epoch_s,
+        stats=stats,
+        value=stats["median"],
+        accuracy=last["test_acc"],
+        loss=last["test_loss"],
+        peak_rss_bytes=peak_rss_bytes(),
+        peak_device_bytes=runner.peak_memory_bytes(),
+        extra={"first_epoch_s": epoch_s[0], "steady_state_epochs": len(steady), "curve": curve,
+               "train_samples": len(train), "test_samples": len(test), **staged},
+    )
+    record("test_acc", unit="fraction", value=last["test_acc"], accuracy=last["test_acc"], loss=last["test_loss"])

@@ -1,0 +1,171 @@
+"""The one interface every framework adapter implements.
+
+A runner is created per (case, device) and used in this order by the harness::
+
+    runner = RunnerClass()
+    runner.supports(case) -> Support             # may refuse with a reason
+    runner.build(case, device, seed)             # build network + optimizer
+    runner.set_weights(canonical)                # same initial weights for everyone
+    runner.stage(train, test)                    # put the dataset where the framework keeps it
+    runner.compile()                             # first-call / JIT cost, measured apart
+    runner.train_epoch(epoch) ... runner.evaluate()
+    runner.forward(x) / runner.forward_backward(x, y)   # one batch, for timing and parity
+
+Array conventions at this boundary are NumPy and batch-major: inputs ``[B, T, C]`` float32,
+spikes per spiking layer ``[B, T, N]``, readout membrane ``[B, T, O]``. Work inside a runner stays
+on its device; ``barrier()`` waits for it, and the harness calls it before every clock stop.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..data.staging import SpikeDataset
+from ..spec import Case
+
+
+@dataclass(frozen=True)
+class Support:
+    """Whether something is possible, and why not."""
+
+    ok: bool
+    reason: str = ""
+
+    @classmethod
+    def yes(cls) -> "Support":
+        return cls(True, "")
+
+    @classmethod
+    def no(cls, reason: str) -> "Support":
+        return cls(False, reason)
+
+
+@dataclass
+class ForwardResult:
+    """One batch through the network, batch-major NumPy arrays."""
+
+    spikes: list[np.ndarray]  # per spiking layer, [B, T, N]
+    readout: np.ndarray  # [B, T, O]
+
+
+@dataclass
+class GradResult:
+    loss: float
+    grads: dict[str, np.ndarray]  # canonical names and layouts
+
+
+@dataclass
+class EpochResult:
+    loss: float  # mean training loss over the epoch's batches
+    accuracy: float | None = None  # training accuracy over the epoch, where measured
+    samples: int = 0
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    loss: float
+    samples: int
+
+
+@dataclass
+class RunnerInfo:
+    """What a record needs to say about how the runner ran."""
+
+    framework: str
+    version: str
+    mode: str  # e.g. "jit epoch (lax.scan)", "eager", "torch.compile"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner(abc.ABC):
+    """Base class of every framework adapter."""
+
+    #: registry name, e.g. "reference", "snntorch"
+    name: ClassVar[str] = ""
+    #: the framework's package, for the version in records
+    framework: ClassVar[str] = ""
+
+    # ------------------------------------------------------------------ availability and support
+    @classmethod
+    @abc.abstractmethod
+    def available(cls) -> Support:
+        """Whether the framework can be imported here (no heavy work)."""
+
+    @abc.abstractmethod
+    def device_available(self, device: str) -> Support:
+        """Whether ``device`` ('cpu', 'gpu', 'tpu' or 'auto') exists for this framework."""
+
+    def supports(self, case: Case) -> Support:
+        """Whether the runner can express ``case`` exactly (or with a declared deviation)."""
+        return Support.yes()
+
+    # ------------------------------------------------------------------------------ life cycle
+    @abc.abstractmethod
+    def build(self, case: Case, device: str, seed: int) -> None:
+        """Build network and optimizer for ``case`` on ``device``."""
+
+    @abc.abstractmethod
+    def info(self) -> RunnerInfo: ...
+
+    @abc.abstractmethod
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Parameters as canonical ``dict[str, np.ndarray]`` (see :mod:`snnbench.spec`)."""
+
+    @abc.abstractmethod
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load canonical parameters; also resets the optimizer state."""
+
+    @abc.abstractmethod
+    def forward(self, x: np.ndarray) -> ForwardResult:
+        """Run ``x [B, T, C]`` through the network."""
+
+    @abc.abstractmethod
+    def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
+        """Loss and canonical gradients for one batch (no optimizer step)."""
+
+    # -------------------------------------------------------------- timing hooks (device-side)
+    @abc.abstractmethod
+    def prepare_batch(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """Move one batch to the device once, for timing ``fwd_step`` / ``fwdbwd_step``."""
+
+    @abc.abstractmethod
+    def fwd_step(self, batch: Any) -> Any:
+        """Forward pass on a prepared batch; returns a device value to wait on."""
+
+    @abc.abstractmethod
+    def fwdbwd_step(self, batch: Any) -> Any:
+        """Forward + backward on a prepared batch; returns a device value to wait on."""
+
+    # ------------------------------------------------------------------------------- training
+    @abc.abstractmethod
+    def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:
+        """Keep the dataset where the framework's users keep it; returns facts (bytes staged...)."""
+
+    def compile(self) -> float | None:
+        """Compile what needs compiling, untimed by the epoch; returns seconds or None if N/A."""
+        return None
+
+    @abc.abstractmethod
+    def train_epoch(self, epoch: int) -> EpochResult:
+        """One pass over the training split (shuffled with a per-epoch seed)."""
+
+    @abc.abstractmethod
+    def evaluate(self) -> EvalResult:
+        """Accuracy and loss over the whole test split."""
+
+    # ------------------------------------------------------------------------------- device
+    @abc.abstractmethod
+    def barrier(self, value: Any = None) -> None:
+        """Block until all queued device work (and ``value``, if given) is done."""
+
+    def reset_peak_memory(self) -> None:
+        """Reset the device memory peak, where the framework can."""
+
+    def peak_memory_bytes(self) -> int | None:
+        """Peak device memory since the last reset, or None where it cannot be read (CPU)."""
+        return None

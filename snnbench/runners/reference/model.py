@@ -1,0 +1,129 @@
+"""Haiku shells around :mod:`.neurons`, the network built from a spec, and pure loss functions.
+
+Layer-at-a-time evaluation: each weight layer is one GEMM over all ``T * B`` rows, then the neuron
+layer scans element-wise over time. This is exact for feed-forward networks (no recurrence through
+weights) and turns ``T`` small matrix products into one large one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ...spec import LayerSpec, NetworkSpec
+from . import neurons
+
+
+class NetOutput(NamedTuple):
+    spikes: tuple[jax.Array, ...]  # per spiking layer, time-major [T, B, N]
+    readout: jax.Array  # [T, B, O]
+
+
+class Neuron(hk.Module):
+    """Thin Haiku shell: owns the (optionally trainable) decay, delegates the dynamics."""
+
+    def __init__(self, layer: LayerSpec, size: int, surrogate: tuple[str, float], unroll: int, name: str):
+        super().__init__(name=name)
+        self.layer, self.size, self.surrogate, self.unroll = layer, size, surrogate, unroll
+
+    def _beta(self, dtype) -> jax.Array | float:
+        if self.layer.learn_beta:
+            return hk.get_parameter("beta", [self.size], dtype, init=hk.initializers.Constant(self.layer.decay))
+        return self.layer.decay
+
+    def __call__(self, current: jax.Array) -> jax.Array | neurons.LIFOutput:
+        layer, beta = self.layer, self._beta(current.dtype)
+        if layer.type == "li":
+            return neurons.leaky_integrator(current, beta, unroll=self.unroll)
+        name, slope = self.surrogate
+        kw = dict(
+            threshold=layer.threshold,
+            reset=layer.reset,
+            detach_reset=layer.detach_reset,
+            surrogate=name,
+            slope=slope,
+            unroll=self.unroll,
+        )
+        if layer.type == "cuba_lif":
+            return neurons.cuba_lif(current, layer.alpha, beta, **kw)
+        if layer.type == "if":
+            return neurons.integrate_and_fire(current, **kw)
+        return neurons.lif(current, beta, **kw)
+
+
+def make_network(net: NetworkSpec, unroll: int = 8) -> hk.Transformed:
+    """A Haiku network ``x [T, B, C] -> NetOutput``; module ``layer{i}`` holds spec layer ``i``."""
+    sizes = net.sizes()
+    surrogate = (net.surrogate.name, net.surrogate.slope)
+
+    def forward(x: jax.Array) -> NetOutput:
+        T, B = x.shape[:2]
+        h, spikes = x, []
+        for i, (layer, n) in enumerate(zip(net.layers, sizes)):
+            if layer.type == "linear":
+                lin = hk.Linear(n, with_bias=layer.bias, name=f"layer{i}")
+                h = lin(h.reshape(T * B, -1)).reshape(T, B, n)
+            else:
+                out = Neuron(layer, n, surrogate, unroll, name=f"layer{i}")(h)
+                if layer.type == "li":
+                    return NetOutput(tuple(spikes), out)
+                spikes.append(out.spikes)
+                h = out.spikes
+        raise AssertionError("network spec has no readout")  # parse_network guarantees one
+
+    return hk.without_apply_rng(hk.transform(forward))
+
+
+# ------------------------------------------------------------------------------------- weights
+
+
+def to_haiku(weights: dict[str, np.ndarray]) -> dict[str, dict[str, jax.Array]]:
+    """Canonical ``layers.{i}.weight [out, in]`` -> Haiku ``layer{i}/w [in, out]`` (and b, beta)."""
+    params: dict[str, dict[str, jax.Array]] = {}
+    for key, value in weights.items():
+        _, i, kind = key.split(".")
+        name = {"weight": "w", "bias": "b", "beta": "beta"}[kind]
+        arr = np.asarray(value, np.float32)
+        params.setdefault(f"layer{i}", {})[name] = jnp.asarray(arr.T if kind == "weight" else arr)
+    return params
+
+
+def from_haiku(params) -> dict[str, np.ndarray]:
+    """Inverse of :func:`to_haiku`."""
+    out = {}
+    for module, leaves in params.items():
+        i = module.removeprefix("layer")
+        for name, value in leaves.items():
+            kind = {"w": "weight", "b": "bias", "beta": "beta"}[name]
+            arr = np.asarray(value, np.float32)
+            out[f"layers.{i}.{kind}"] = arr.T.copy() if kind == "weight" else arr
+    return out
+
+
+# -------------------------------------------------------------------------------------- losses
+
+
+def logits_from_readout(readout: jax.Array, mode: str) -> jax.Array:
+    """``readout [T, B, O]`` -> logits ``[B, O]``: time-mean (``"mean"``) or max over time (``"max"``)."""
+    return readout.mean(axis=0) if mode == "mean" else readout.max(axis=0)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy over the batch; ``labels`` are int class indices ``[B]``."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return -jnp.take_along_axis(logp, labels[:, None], axis=-1).mean()
+
+
+def make_loss(network: hk.Transformed, mode: str) -> Callable:
+    """``loss(params, x [T,B,C], y [B]) -> (loss, correct_count)``."""
+
+    def loss_fn(params, x, y):
+        logits = logits_from_readout(network.apply(params, x).readout, mode)
+        correct = (jnp.argmax(logits, axis=-1) == y).sum()
+        return cross_entropy(logits, y), correct
+
+    return loss_fn

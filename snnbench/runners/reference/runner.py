@@ -1,0 +1,268 @@
+"""The reference runner: JAX + Haiku + optax, a whole training epoch as one compiled program.
+
+Data path (as in the Spyx paper): the bit-packed split ``uint8 [N, T/8, C]`` is put on the device
+once; each epoch draws a permutation on the device, and one ``lax.scan`` over batches gathers a
+batch, unpacks it, optionally shifts it, and takes an optax step. The host only launches the epoch
+and reads two scalars back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ...data.staging import SpikeDataset
+from ...spec import Case, init_weights
+from ..base import EpochResult, EvalResult, ForwardResult, GradResult, Runner, RunnerInfo, Support
+
+PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
+
+
+def jax_device(device: str):
+    """The first JAX device of ``device`` ('cpu' | 'gpu' | 'tpu' | 'auto'); raises RuntimeError if none."""
+    import jax
+
+    if device == "auto":
+        return jax.devices()[0]
+    return jax.devices(PLATFORMS[device])[0]
+
+
+def jax_device_available(device: str) -> Support:
+    try:
+        jax_device(device)
+    except RuntimeError as exc:
+        return Support.no(f"JAX has no {device} device ({str(exc).splitlines()[0]})")
+    return Support.yes()
+
+
+def shift_channels(x, key, max_shift: int):
+    """Shift each sample of ``x [T, B, C]`` along channels by a random integer in ``[-max_shift, max_shift]``.
+
+    Zero fill (no wrap-around): channels shifted off the edge are dropped.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    T, B, C = x.shape
+    offsets = jax.random.randint(key, (B,), 0, 2 * max_shift + 1)
+    padded = jnp.pad(x, ((0, 0), (0, 0), (max_shift, max_shift)))
+    take = jax.vmap(lambda xb, o: jax.lax.dynamic_slice_in_dim(xb, o, C, axis=-1), in_axes=(1, 0), out_axes=1)
+    return take(padded, offsets)
+
+
+class ReferenceRunner(Runner):
+    name = "reference"
+    framework = "jax"
+
+    def __init__(self, unroll: int = 8):
+        self.unroll = unroll
+
+    @classmethod
+    def available(cls) -> Support:
+        try:
+            import haiku  # noqa: F401
+            import jax  # noqa: F401
+            import optax  # noqa: F401
+        except ImportError as exc:
+            return Support.no(f"missing package: {exc.name} (pip install 'snnbench[jax]')")
+        return Support.yes()
+
+    def device_available(self, device: str) -> Support:
+        return jax_device_available(device)
+
+    def supports(self, case: Case) -> Support:
+        if case.spec.dtype != "float32":
+            return Support.no(f"dtype {case.spec.dtype} not implemented in the reference yet")
+        return Support.yes()
+
+    def info(self) -> RunnerInfo:
+        import haiku
+        import jax
+        import optax
+
+        return RunnerInfo(
+            framework="jax",
+            version=jax.__version__,
+            mode="jit epoch: lax.scan over batches, layer-wise GEMM + lax.scan over time",
+            extra={
+                "haiku": haiku.__version__,
+                "optax": optax.__version__,
+                "scan_unroll": self.unroll,
+                "device_kind": str(getattr(self.device, "device_kind", "")),
+            },
+        )
+
+    # ---------------------------------------------------------------------------------- build
+    def build(self, case: Case, device: str, seed: int) -> None:
+        import jax
+        import optax
+
+        from .model import make_loss, make_network, to_haiku
+
+        self.case = case
+        self.device = jax_device(device)
+        self.network = make_network(case.network, unroll=self.unroll)
+        self.loss_fn = make_loss(self.network, case.spec.loss)
+        lr = case.spec.lr
+        self.optimizer = optax.adam(lr) if case.spec.optimizer == "adam" else optax.sgd(lr)
+        self.key = jax.random.PRNGKey(seed)
+        self._to_haiku = to_haiku
+        self.set_weights(init_weights(case.network, seed))
+        self._fwd = jax.jit(self.network.apply)
+        self._grad = jax.jit(jax.value_and_grad(self.loss_fn, has_aux=True))
+        self._epoch = None
+        self._eval = None
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        from .model import from_haiku
+
+        return from_haiku(self.params)
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        import jax
+
+        self.params = jax.device_put(self._to_haiku(weights), self.device)
+        self.opt_state = self.optimizer.init(self.params)
+
+    # ------------------------------------------------------------------------------- one batch
+    def prepare_batch(self, x: np.ndarray, y: np.ndarray) -> Any:
+        import jax
+
+        assert x.ndim == 3 and x.shape[2] == self.case.network.inputs, f"expected [B, T, C], got {x.shape}"
+        xt = np.ascontiguousarray(np.swapaxes(x, 0, 1), dtype=np.float32)  # [T, B, C]
+        return jax.device_put((xt, np.asarray(y, np.int32)), self.device)
+
+    def fwd_step(self, batch: Any) -> Any:
+        return self._fwd(self.params, batch[0]).readout
+
+    def fwdbwd_step(self, batch: Any) -> Any:
+        (loss, _), grads = self._grad(self.params, *batch)
+        return loss, grads
+
+    def forward(self, x: np.ndarray) -> ForwardResult:
+        xt, _ = self.prepare_batch(x, np.zeros(len(x)))
+        out = self._fwd(self.params, xt)
+        return ForwardResult(
+            spikes=[np.swapaxes(np.asarray(s), 0, 1) for s in out.spikes],
+            readout=np.swapaxes(np.asarray(out.readout), 0, 1),
+        )
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
+        from .model import from_haiku
+
+        loss, grads = self.fwdbwd_step(self.prepare_batch(x, y))
+        return GradResult(float(loss), from_haiku(grads))
+
+    # -------------------------------------------------------------------------------- training
+    def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:
+        import jax
+
+        B = self.case.spec.batch
+        self.n_train = len(train)
+        self.n_batches = self.n_train // B
+        # Pad the test split to whole batches; the mask keeps padding out of the figures.
+        n_test = len(test)
+        pad = (-n_test) % B
+        test_packed = np.concatenate([test.packed, np.zeros((pad,) + test.packed.shape[1:], np.uint8)])
+        test_labels = np.concatenate([test.labels, np.zeros(pad, np.int32)]).astype(np.int32)
+        mask = np.concatenate([np.ones(n_test, bool), np.zeros(pad, bool)])
+        self.train_data = jax.device_put((train.packed, train.labels.astype(np.int32)), self.device)
+        self.test_data = jax.device_put(
+            (test_packed.reshape(-1, B, *test.packed.shape[1:]), test_labels.reshape(-1, B), mask.reshape(-1, B)),
+            self.device,
+        )
+        self.n_test = n_test
+        return {
+            "staged_bytes_packed": int(train.packed.nbytes + test_packed.nbytes),
+            "staged_bytes_dense_float32": int((train.packed.size + test_packed.size) * 8 * 4),
+        }
+
+    def _make_epoch(self):
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        B, n_batches, shift = self.case.spec.batch, self.n_batches, self.case.spec.augment_shift
+        loss_fn, optimizer = self.loss_fn, self.optimizer
+
+        def epoch(params, opt_state, key, packed, labels):
+            perm_key, aug_key = jax.random.split(key)
+            perm = jax.random.permutation(perm_key, packed.shape[0])[: n_batches * B].reshape(n_batches, B)
+            aug_keys = jax.random.split(aug_key, n_batches)
+
+            def step(carry, inputs):
+                params, opt_state = carry
+                idx, k = inputs
+                # [B, T/8, C] -> [T/8, B, C] before unpacking: the unpacked tensor is born time-major.
+                x = jnp.unpackbits(jnp.swapaxes(packed[idx], 0, 1), axis=0).astype(jnp.float32)
+                if shift:
+                    x = shift_channels(x, k, shift)
+                (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, labels[idx])
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), (loss, correct)
+
+            (params, opt_state), (losses, correct) = jax.lax.scan(step, (params, opt_state), (perm, aug_keys))
+            return params, opt_state, losses.mean(), correct.sum()
+
+        return jax.jit(epoch, donate_argnums=(0, 1))
+
+    def _make_eval(self):
+        import jax
+        import jax.numpy as jnp
+
+        from .model import logits_from_readout
+
+        network, mode = self.network, self.case.spec.loss
+
+        def evaluate(params, packed, labels, mask):
+            def step(totals, batch):
+                p, y, m = batch
+                x = jnp.unpackbits(jnp.swapaxes(p, 0, 1), axis=0).astype(jnp.float32)
+                logits = logits_from_readout(network.apply(params, x).readout, mode)
+                logp = jax.nn.log_softmax(logits, axis=-1)
+                nll = -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
+                correct = (jnp.argmax(logits, -1) == y) & m
+                return (totals[0] + jnp.where(m, nll, 0.0).sum(), totals[1] + correct.sum()), None
+
+            (nll, correct), _ = jax.lax.scan(step, (jnp.float32(0), jnp.int32(0)), (packed, labels, mask))
+            return nll, correct
+
+        return jax.jit(evaluate)
+
+    def compile(self) -> float:
+        """Lower and compile the epoch and evaluation programs; returns seconds spent."""
+        t0 = time.perf_counter()
+        self._epoch = self._make_epoch().lower(self.params, self.opt_state, self.key, *self.train_data).compile()
+        self._eval = self._make_eval().lower(self.params, *self.test_data).compile()
+        return time.perf_counter() - t0
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        import jax
+
+        if self._epoch is None:
+            self.compile()
+        key = jax.random.fold_in(self.key, epoch)
+        self.params, self.opt_state, loss, correct = self._epoch(self.params, self.opt_state, key, *self.train_data)
+        loss, correct = jax.device_get((loss, correct))  # waits for the epoch: the barrier
+        n = self.n_batches * self.case.spec.batch
+        return EpochResult(loss=float(loss), accuracy=float(correct) / n, samples=n)
+
+    def evaluate(self) -> EvalResult:
+        import jax
+
+        if self._eval is None:
+            self.compile()
+        nll, correct = jax.device_get(self._eval(self.params, *self.test_data))
+        return EvalResult(accuracy=float(correct) / self.n_test, loss=float(nll) / self.n_test, samples=self.n_test)
+
+    # ---------------------------------------------------------------------------------- device
+    def barrier(self, value: Any = None) -> None:
+        import jax
+
+        jax.block_until_ready(self.params if value is None else value)
+
+    def peak_memory_bytes(self) -> int | None:
+        stats = self.device.memory_stats() if hasattr(self.device, "memory_stats") else None
+        return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None

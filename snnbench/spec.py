@@ -1,0 +1,447 @@
+"""Framework-neutral description of a benchmark: the network, the case, and the suite.
+
+Canonical semantics (every runner must compute exactly this, or say how it deviates):
+
+* Input ``x`` has layout ``[B, T, C]`` (batch, time, channels), float, usually binary spikes.
+* ``linear``: ``I_t = x_t @ W.T + b`` with ``W`` of shape ``[out, in]`` (PyTorch layout).
+* ``lif`` (leaky integrate-and-fire), for ``t = 0..T-1`` with ``v_{-1} = 0, s_{-1} = 0``::
+
+      subtract: v_t = beta * v_{t-1} + I_t - threshold * r_t
+      zero:     v_t = beta * (1 - r_t) * v_{t-1} + I_t
+      none:     v_t = beta * v_{t-1} + I_t
+      s_t = H(v_t - threshold)            (H(0) = 0: a spike needs v strictly above threshold)
+
+  where ``r_t = s_{t-1}``, the previous step's spike (snnTorch's order); with ``detach_reset`` the
+  gradient does not flow through ``r_t``. In the backward pass ``H'`` is replaced by the surrogate.
+* ``if``: ``lif`` with ``beta = 1``.
+* ``cuba_lif`` (current-based): ``syn_t = alpha * syn_{t-1} + I_t`` and ``syn_t`` drives a ``lif``.
+* ``li`` (leaky integrator readout, no spikes): ``v_t = beta * v_{t-1} + I_t``; the readout trace is
+  ``v`` of shape ``[B, T, O]``.
+* Loss: softmax cross-entropy of ``mean_t v_t`` (``loss: mean``) or ``max_t v_t`` (``loss: max``).
+
+Canonical weights are a flat ``dict[str, np.ndarray]``: ``layers.{i}.weight`` ``[out, in]``,
+``layers.{i}.bias`` ``[out]``, and for trainable decays ``layers.{i}.beta`` ``[n]`` (per neuron),
+where ``i`` is the layer's index in :attr:`NetworkSpec.layers`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SnnbenchError
+
+SURROGATES = ("arctan", "superspike", "sigmoid", "triangular", "boxcar", "straight_through")
+RESETS = ("subtract", "zero", "none")
+NEURON_TYPES = ("lif", "if", "li", "cuba_lif")
+WEIGHT_TYPES = ("linear",)
+LOSSES = ("mean", "max")
+DEVICES = ("cpu", "gpu", "tpu", "auto")
+DTYPES = ("float32", "bfloat16", "float16")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """Surrogate derivative used in place of the Heaviside step's derivative.
+
+    ``slope`` sets the sharpness; each function's peak value is documented in
+    :mod:`snnbench.runners.reference.surrogates`.
+    """
+
+    name: str = "arctan"
+    slope: float = 2.0
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: either a weight layer (``linear``) or a neuron layer (``lif``, ``if``, ``li``, ``cuba_lif``)."""
+
+    type: str
+    out: int | None = None  # linear: output features
+    bias: bool = True  # linear
+    beta: float = 0.9  # membrane decay per step, 0 < beta <= 1
+    alpha: float = 0.8  # synaptic decay per step (cuba_lif)
+    threshold: float = 1.0
+    reset: str = "subtract"
+    detach_reset: bool = True
+    learn_beta: bool = False
+
+    @property
+    def is_neuron(self) -> bool:
+        return self.type in NEURON_TYPES
+
+    @property
+    def spiking(self) -> bool:
+        return self.type in ("lif", "if", "cuba_lif")
+
+    @property
+    def decay(self) -> float:
+        return 1.0 if self.type == "if" else self.beta
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A feed-forward SNN: alternating weight and neuron layers, ending in an ``li`` readout."""
+
+    inputs: int
+    layers: tuple[LayerSpec, ...]
+    surrogate: SurrogateSpec = SurrogateSpec()
+
+    def sizes(self) -> list[int]:
+        """Feature size after each layer (neuron layers keep their input's size)."""
+        sizes, n = [], self.inputs
+        for layer in self.layers:
+            if layer.type == "linear":
+                n = int(layer.out)
+            sizes.append(n)
+        return sizes
+
+    @property
+    def outputs(self) -> int:
+        return self.sizes()[-1]
+
+    def hidden_sizes(self) -> list[int]:
+        """Sizes of the spiking layers, in order."""
+        return [n for layer, n in zip(self.layers, self.sizes()) if layer.spiking]
+
+    def describe(self) -> str:
+        parts = [str(self.inputs)]
+        for layer, n in zip(self.layers, self.sizes()):
+            parts.append(f"{layer.type.upper()}" if layer.is_neuron else f"{n}")
+        return "-".join(parts)
+
+    def with_inputs(self, inputs: int) -> "NetworkSpec":
+        return dataclasses.replace(self, inputs=inputs)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One benchmark case: workload, data and training hyper-parameters shared by every runner."""
+
+    id: str
+    dataset: str = "shd"
+    time_steps: int = 128
+    channels: int = 128  # input channels after downsampling (SHD: 700 -> channels)
+    duration_s: float = 1.0  # time window binned into time_steps
+    batch: int = 128
+    epochs: int = 10
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    loss: str = "mean"
+    augment_shift: int = 0  # on-device random channel shift, +-this many channels
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    train_samples: int | None = None  # None: the whole split
+    test_samples: int | None = None
+    timeout_s: float = 3600.0
+
+    @property
+    def dt_s(self) -> float:
+        return self.duration_s / self.time_steps
+
+
+@dataclass(frozen=True)
+class Case:
+    """A case together with its network: the unit a runner is asked to run."""
+
+    spec: CaseSpec
+    network: NetworkSpec
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def shape(self) -> dict[str, Any]:
+        return {
+            "T": self.spec.time_steps,
+            "batch": self.spec.batch,
+            "inputs": self.network.inputs,
+            "layers": self.network.sizes(),
+            "network": self.network.describe(),
+        }
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    runners: tuple[str, ...]
+    cases: tuple[Case, ...]
+    path: str = ""
+
+
+# ----------------------------------------------------------------------------------------- parsing
+
+
+def _fail(where: str, msg: str) -> None:
+    raise SnnbenchError(f"{where}: {msg}")
+
+
+def _build(cls, data: Any, where: str, overrides: dict | None = None):
+    """Build dataclass ``cls`` from a mapping, naming the bad field and file on error."""
+    if not isinstance(data, dict):
+        _fail(where, f"expected a mapping, got {type(data).__name__}")
+    data = {**data, **(overrides or {})}
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        _fail(where, f"unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    values = {}
+    for name, value in data.items():
+        f = known[name]
+        values[name] = _coerce(value, f.type, f"{where}.{name}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        _fail(where, str(exc))
+
+
+def _coerce(value: Any, type_name: str, where: str) -> Any:
+    t = str(type_name)
+    if value is None:
+        if "None" in t:
+            return None
+        _fail(where, "must not be empty")
+    if t.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(where, f"expected an integer, got {value!r}")
+        return value
+    if t == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(where, f"expected a number, got {value!r}")
+        return float(value)
+    if t == "bool":
+        if not isinstance(value, bool):
+            _fail(where, f"expected true or false, got {value!r}")
+        return value
+    if t == "str":
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            _fail(where, f"expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(where, f"{value!r} is not one of {', '.join(choices)}")
+
+
+def parse_network(data: Any, where: str, inputs: int) -> NetworkSpec:
+    """Parse and validate a ``network:`` mapping. ``inputs`` comes from the case (channels)."""
+    if not isinstance(data, dict):
+        _fail(where, "expected a mapping with 'layers'")
+    unknown = sorted(set(data) - {"layers", "surrogate", "neuron"})
+    if unknown:
+        _fail(where, f"unknown field {unknown[0]!r} (known: layers, neuron, surrogate)")
+    surrogate = _build(SurrogateSpec, data.get("surrogate", {}), f"{where}.surrogate")
+    _check_choice(f"{where}.surrogate.name", surrogate.name, SURROGATES)
+    if not surrogate.slope > 0:
+        _fail(f"{where}.surrogate.slope", "must be > 0")
+    neuron_defaults = data.get("neuron", {}) or {}
+    if not isinstance(neuron_defaults, dict):
+        _fail(f"{where}.neuron", "expected a mapping of neuron defaults")
+    raw_layers = data.get("layers")
+    if not isinstance(raw_layers, list) or not raw_layers:
+        _fail(f"{where}.layers", "expected a non-empty list of layers")
+    layers = []
+    for i, raw in enumerate(raw_layers):
+        lw = f"{where}.layers[{i}]"
+        if not isinstance(raw, dict) or "type" not in raw:
+            _fail(lw, "each layer needs a 'type'")
+        kind = raw["type"]
+        _check_choice(f"{lw}.type", str(kind), WEIGHT_TYPES + NEURON_TYPES)
+        merged = {**neuron_defaults, **raw} if kind in NEURON_TYPES else raw
+        layer = _build(LayerSpec, merged, lw)
+        if kind == "linear":
+            if not isinstance(layer.out, int) or layer.out <= 0:
+                _fail(f"{lw}.out", "a linear layer needs a positive 'out'")
+        else:
+            _check_choice(f"{lw}.reset", layer.reset, RESETS)
+            if not 0.0 < layer.beta <= 1.0:
+                _fail(f"{lw}.beta", f"must be in (0, 1], got {layer.beta}")
+            if not 0.0 < layer.alpha <= 1.0:
+                _fail(f"{lw}.alpha", f"must be in (0, 1], got {layer.alpha}")
+            if layer.threshold <= 0:
+                _fail(f"{lw}.threshold", "must be > 0")
+        layers.append(layer)
+    # Structure: weight layer then neuron layer, pairwise; the last neuron is the LI readout.
+    for i, layer in enumerate(layers):
+        expect_weight = i % 2 == 0
+        if expect_weight != (layer.type in WEIGHT_TYPES):
+            _fail(f"{where}.layers[{i}]", "layers must alternate weight layer, neuron layer")
+    if len(layers) % 2:
+        _fail(f"{where}.layers", "the last weight layer needs a neuron layer after it")
+    if layers[-1].type != "li":
+        _fail(f"{where}.layers[{len(layers) - 1}]", "the network must end in an 'li' readout")
+    for i, layer in enumerate(layers[:-1]):
+        if layer.type == "li":
+            _fail(f"{where}.layers[{i}]", "'li' is only allowed as the readout (last layer)")
+    return NetworkSpec(inputs=inputs, layers=tuple(layers), surrogate=surrogate)
+
+
+def validate_case(case: CaseSpec, where: str) -> None:
+    _check_choice(f"{where}.dataset", case.dataset, ("shd",))
+    _check_choice(f"{where}.loss", case.loss, LOSSES)
+    _check_choice(f"{where}.device", case.device, DEVICES)
+    _check_choice(f"{where}.dtype", case.dtype, DTYPES)
+    _check_choice(f"{where}.optimizer", case.optimizer, OPTIMIZERS)
+    for name in ("time_steps", "channels", "batch", "epochs"):
+        if getattr(case, name) <= 0:
+            _fail(f"{where}.{name}", "must be > 0")
+    if case.time_steps % 8:
+        _fail(f"{where}.time_steps", "must be a multiple of 8 (spikes are bit-packed along time)")
+    if not case.lr > 0:
+        _fail(f"{where}.lr", "must be > 0")
+    if case.augment_shift < 0:
+        _fail(f"{where}.augment_shift", "must be >= 0")
+    if case.duration_s <= 0:
+        _fail(f"{where}.duration_s", "must be > 0")
+    for name in ("train_samples", "test_samples"):
+        n = getattr(case, name)
+        if n is not None and n < case.batch and name == "train_samples":
+            _fail(f"{where}.{name}", f"must be at least one batch ({case.batch})")
+
+
+def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
+    """Parse a suite mapping (as read from YAML). ``quick`` applies the suite's ``quick:`` overrides."""
+    where = Path(path).name if path else "suite"
+    if not isinstance(data, dict):
+        _fail(where, "a suite file must be a mapping with 'suite', 'network' and 'cases'")
+    allowed = {"suite", "description", "runners", "defaults", "network", "cases", "quick"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        _fail(where, f"unknown top-level field {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+    name = data.get("suite")
+    if not isinstance(name, str) or not name:
+        _fail(f"{where}.suite", "needs a suite name")
+    runners = data.get("runners", ["reference"])
+    if not isinstance(runners, list) or not all(isinstance(r, str) for r in runners):
+        _fail(f"{where}.runners", "expected a list of runner names")
+    defaults = data.get("defaults", {}) or {}
+    if not isinstance(defaults, dict):
+        _fail(f"{where}.defaults", "expected a mapping")
+    quick_over = data.get("quick", {}) or {}
+    if not isinstance(quick_over, dict):
+        _fail(f"{where}.quick", "expected a mapping")
+    raw_cases = data.get("cases")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        _fail(f"{where}.cases", "expected a non-empty list of cases")
+    cases, seen = [], set()
+    for i, raw in enumerate(raw_cases):
+        cw = f"{where}.cases[{i}]"
+        if not isinstance(raw, dict):
+            _fail(cw, "expected a mapping")
+        raw = dict(raw)
+        network_raw = raw.pop("network", data.get("network"))
+        if network_raw is None:
+            _fail(cw, "no 'network' for this case and no suite-level 'network'")
+        spec = _build(CaseSpec, {**defaults, **raw}, cw, overrides=quick_over if quick else None)
+        validate_case(spec, cw)
+        if spec.id in seen:
+            _fail(f"{cw}.id", f"duplicate case id {spec.id!r}")
+        seen.add(spec.id)
+        network = parse_network(network_raw, f"{cw}.network" if "network" in raw else f"{where}.network", spec.channels)
+        cases.append(Case(spec=spec, network=network))
+    return Suite(
+        name=name,
+        description=str(data.get("description", "")),
+        runners=tuple(runners),
+        cases=tuple(cases),
+        path=str(path),
+    )
+
+
+def load_suite(name_or_path: str, quick: bool = False, suites_dir: Path | None = None) -> Suite:
+    """Load ``suites/<name>.yaml`` or a YAML file path, validated."""
+    import yaml
+
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") and path.exists()):
+        base = suites_dir or default_suites_dir()
+        candidate = base / f"{name_or_path}.yaml"
+        if not candidate.exists():
+            known = ", ".join(sorted(p.stem for p in base.glob("*.yaml"))) or "none"
+            if path.suffix in (".yaml", ".yml"):
+                raise SnnbenchError(f"suite file {name_or_path} does not exist")
+            raise SnnbenchError(f"unknown suite {name_or_path!r} (known: {known})")
+        path = candidate
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise SnnbenchError(f"{path}: malformed YAML{at}: {problem}") from None
+    return parse_suite(data, str(path), quick=quick)
+
+
+def default_suites_dir() -> Path:
+    """``suites/`` of the checkout, or the current directory's ``suites/``."""
+    here = Path(__file__).resolve().parent.parent / "suites"
+    return here if here.exists() else Path.cwd() / "suites"
+
+
+# ----------------------------------------------------------------------------- canonical weights
+
+
+def init_weights(network: NetworkSpec, seed: int) -> dict[str, np.ndarray]:
+    """Canonical initial weights, identical for every runner.
+
+    PyTorch's default ``nn.Linear`` scheme: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weight and bias,
+    drawn from NumPy's PCG64 so that they do not depend on any framework's RNG.
+    """
+    rng = np.random.default_rng(seed)
+    weights: dict[str, np.ndarray] = {}
+    n_in = network.inputs
+    for i, layer in enumerate(network.layers):
+        if layer.type == "linear":
+            bound = 1.0 / math.sqrt(n_in)
+            weights[f"layers.{i}.weight"] = rng.uniform(-bound, bound, (layer.out, n_in)).astype(np.float32)
+            if layer.bias:
+                weights[f"layers.{i}.bias"] = rng.uniform(-bound, bound, (layer.out,)).astype(np.float32)
+            n_in = layer.out
+        elif layer.learn_beta:
+            weights[f"layers.{i}.beta"] = np.full((n_in,), layer.decay, np.float32)
+    return weights
+
+
+def weight_shapes(network: NetworkSpec) -> dict[str, tuple[int, ...]]:
+    return {k: v.shape for k, v in init_weights(network, 0).items()}
+
+
+def check_weights(network: NetworkSpec, weights: dict[str, np.ndarray]) -> None:
+    """Raise if ``weights`` does not have exactly the canonical names and shapes."""
+    expected = weight_shapes(network)
+    if set(weights) != set(expected):
+        missing = sorted(set(expected) - set(weights))
+        extra = sorted(set(weights) - set(expected))
+        raise ValueError(f"canonical weights mismatch: missing {missing}, unexpected {extra}")
+    for k, shape in expected.items():
+        if tuple(np.shape(weights[k])) != shape:
+            raise ValueError(f"{k}: shape {np.shape(weights[k])}, expected {shape}")
+
+
+
+# ------------------------------------------------------------------------------- serialization
+
+
+def case_to_dict(case: Case) -> dict[str, Any]:
+    """A JSON-able form of a case (sent to worker processes, stored in records)."""
+    return dataclasses.asdict(case)
+
+
+def case_from_dict(data: dict[str, Any]) -> Case:
+    net = data["network"]
+    network = NetworkSpec(
+        inputs=net["inputs"],
+        layers=tuple(LayerSpec(**layer) for layer in net["layers"]),
+        surrogate=SurrogateSpec(**net["surrogate"]),
+    )
+    return Case(spec=CaseSpec(**data["spec"]), network=network)
