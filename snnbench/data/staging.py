@@ -48,8 +48,10 @@ class SpikeDataset:
     def num_classes(self) -> int:
         return int(self.meta.get("num_classes", int(self.labels.max()) + 1))
 
-    def dense(self, index: np.ndarray | slice | None = None) -> np.ndarray:
-        """Unpacked float32 ``[n, T, C]`` for ``index`` (all samples if None)."""
+    def dense(self, index: int | np.ndarray | slice | None = None) -> np.ndarray:
+        """Unpacked float32 ``[n, T, C]`` for ``index`` (all samples if None; ``[T, C]`` for an int)."""
+        if isinstance(index, (int, np.integer)):
+            return self.dense(slice(index, index + 1))[0]
         packed = self.packed if index is None else self.packed[index]
         return unpack(packed).astype(np.float32)
 

@@ -1,0 +1,39 @@
+# Two entry points, each doing its own set-up in ./.venv:
+#   make run    install the reference runner and run the SHD suite (snnbench run --suite shd)
+#   make test   install everything the tests need and run pytest
+# torch is always the CPU build pinned here: an unpinned torch would pull a multi-GB CUDA build.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+TORCH  ?= torch==2.13.0
+ARGS   ?=
+
+.PHONY: run test bench install-run install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.run-deps: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[jax]'
+	touch $@
+
+$(VENV)/.test-deps: $(VENV)/.run-deps
+	$(BIN)/pip install -q '$(TORCH)'
+	$(BIN)/pip install -q -e '.[all,dev]'
+	# Norse 1.1 declares torchvision only for its vision examples; without --no-deps pip would
+	# replace the CPU torch with a CUDA build to satisfy it.
+	$(BIN)/pip install -q --no-deps 'norse==1.1.0' 'nirtorch>=2'
+	touch $@
+
+install-run: $(VENV)/.run-deps
+install-test: $(VENV)/.test-deps
+
+run: $(VENV)/.run-deps
+	$(BIN)/snnbench run --suite shd $(ARGS)
+
+test: $(VENV)/.test-deps
+	$(BIN)/python -m pytest $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,114 @@
+"""The command line as a user meets it: a quick end-to-end run, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from .conftest import tiny_network_yaml
+
+
+def snnbench(*args, env_extra=None, cwd=None):
+    import os
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "snnbench", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.fixture
+def tiny_suite(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "suite": "tiny",
+        "runners": ["reference"],
+        "defaults": {"time_steps": 64, "channels": 32, "batch": 32, "epochs": 2, "lr": 0.01},
+        "network": tiny_network_yaml(),
+        "cases": [{"id": "tiny-b32"}],
+        "quick": {"epochs": 2, "train_samples": 128, "test_samples": 64},
+    }))
+    return path
+
+
+def test_quick_end_to_end(tmp_path, tiny_suite, small_shd):
+    out = tmp_path / "results"
+    p = snnbench("run", "--suite", str(tiny_suite), "--quick", "--data-dir", str(small_shd), "--out", str(out))
+    assert p.returncode == 0, p.stderr + p.stdout
+    assert "epoch 2/2" in p.stdout and "compile" in p.stdout and "test acc" in p.stdout
+    (run_dir,) = out.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["synthetic_data"] is True
+    assert manifest["environment"]["packages"]["jax"]
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    metrics = {r["metric"]: r for r in records}
+    assert set(metrics) >= {"fwd_ms", "fwdbwd_ms", "compile_s", "epoch_s", "test_acc"}
+    assert all(r["status"] == "ok" for r in records)
+    epoch = metrics["epoch_s"]
+    assert epoch["shape"]["T"] == 64 and epoch["framework"] == "jax" and len(epoch["samples"]) == 2
+    assert 0 <= epoch["accuracy"] <= 1 and epoch["extra"]["train_samples"] == 128
+    assert epoch["data"]["synthetic"] is True
+    assert metrics["fwd_ms"]["stats"]["n"] >= 3
+
+
+def test_default_data_is_synthetic_and_says_so(tmp_path, tiny_suite):
+    p = snnbench("run", "--suite", str(tiny_suite), "--quick", "--out", str(tmp_path / "r"))
+    assert p.returncode == 0, p.stderr
+    assert "synthetic SHD" in p.stdout
+
+
+def test_unavailable_runner_is_skipped_not_fatal(tmp_path, tiny_suite, small_shd):
+    p = snnbench("run", "--suite", str(tiny_suite), "--quick", "--data-dir", str(small_shd), "--out",
+                 str(tmp_path / "r"), "--device", "tpu")
+    assert p.returncode == 0, p.stderr
+    (run_dir,) = (tmp_path / "r").iterdir()
+    (rec,) = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert rec["status"] == "skipped" and "tpu" in rec["reason"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--suite", "no-such-suite"], "unknown suite 'no-such-suite'"),
+        (["run", "--suite", "shd", "--runners", "reference,nope"], "unknown runner 'nope'"),
+        (["run", "--suite", "shd", "--data-dir", "/nonexistent/dir"], "does not exist"),
+        (["run"], "required: --suite"),
+        (["list", "things"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line(args, message):
+    p = snnbench(*args)
+    assert p.returncode == 2
+    assert message in p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_yaml_and_empty_data_dir(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("suite: [unclosed\n")
+    p = snnbench("run", "--suite", str(bad))
+    assert p.returncode == 2 and "malformed YAML" in p.stderr and "Traceback" not in p.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = snnbench("run", "--suite", "shd", "--data-dir", str(empty))
+    assert p.returncode == 2 and "has no SHD" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_truncated_h5_via_cli(tmp_path, small_shd, tiny_suite):
+    root = tmp_path / "trunc"
+    (root / "SHD").mkdir(parents=True)
+    for split in ("train", "test"):
+        data = (small_shd / "SHD" / f"shd_{split}.h5").read_bytes()
+        (root / "SHD" / f"shd_{split}.h5").write_bytes(data[:2000])
+    p = snnbench("run", "--suite", str(tiny_suite), "--quick", "--data-dir", str(root), "--out", str(tmp_path / "r"))
+    assert p.returncode == 2 and "truncated or corrupt" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_list_and_env():
+    p = snnbench("list", "runners")
+    assert p.returncode == 0 and "reference" in p.stdout
+    p = snnbench("list", "suites")
+    assert p.returncode == 0 and "shd" in p.stdout
+    p = snnbench("env")
+    assert p.returncode == 0 and json.loads(p.stdout)["cpu_count"] >= 1
