@@ -52,8 +52,16 @@ def shift_channels(x, key, max_shift: int):
     return take(padded, offsets)
 
 
-class ReferenceRunner(Runner):
-    name = "reference"
+class JaxRunnerBase(Runner):
+    """Shared machinery for JAX runners: device placement, on-device packed data, one compiled
+    program per epoch (``lax.scan`` over batches) and per evaluation.
+
+    A subclass supplies the model as pure functions over a parameter pytree:
+    ``_build_model(case, seed)``, ``_apply(params, x [T, B, C]) -> NetOutput``,
+    ``_to_params(canonical)``, ``_from_params(params)`` and, for parameters that must stay frozen,
+    ``_grad_mask(params)`` (a pytree of 0/1 multipliers).
+    """
+
     framework = "jax"
 
     def __init__(self, unroll: int = 8):
@@ -62,68 +70,79 @@ class ReferenceRunner(Runner):
     @classmethod
     def available(cls) -> Support:
         try:
-            import haiku  # noqa: F401
             import jax  # noqa: F401
             import optax  # noqa: F401
         except ImportError as exc:
-            return Support.no(f"missing package: {exc.name} (pip install 'snnbench[jax]')")
+            return Support.no(f"missing package: {exc.name}")
         return Support.yes()
 
     def device_available(self, device: str) -> Support:
         return jax_device_available(device)
 
-    def supports(self, case: Case) -> Support:
-        if case.spec.dtype != "float32":
-            return Support.no(f"dtype {case.spec.dtype} not implemented in the reference yet")
-        return Support.yes()
+    # ------------------------------------------------------------------- model (subclass hooks)
+    def _build_model(self, case: Case, seed: int) -> None:
+        raise NotImplementedError
 
-    def info(self) -> RunnerInfo:
-        import haiku
-        import jax
-        import optax
+    def _apply(self, params, x):
+        raise NotImplementedError
 
-        return RunnerInfo(
-            framework="jax",
-            version=jax.__version__,
-            mode="jit epoch: lax.scan over batches, layer-wise GEMM + lax.scan over time",
-            extra={
-                "haiku": haiku.__version__,
-                "optax": optax.__version__,
-                "scan_unroll": self.unroll,
-                "device_kind": str(getattr(self.device, "device_kind", "")),
-            },
-        )
+    def _apply_with_spikes(self, params, x):
+        """Like ``_apply`` but with every spiking layer's output (for parity); defaults to ``_apply``."""
+        return self._apply(params, x)
+
+    def _to_params(self, weights: dict[str, np.ndarray]):
+        raise NotImplementedError
+
+    def _from_params(self, params) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _grad_mask(self, params):
+        return None
 
     # ---------------------------------------------------------------------------------- build
     def build(self, case: Case, device: str, seed: int) -> None:
         import jax
         import optax
 
-        from .model import make_loss, make_network, to_haiku
+        from .model import cross_entropy, logits_from_readout
 
         self.case = case
         self.device = jax_device(device)
-        self.network = make_network(case.network, unroll=self.unroll)
-        self.loss_fn = make_loss(self.network, case.spec.loss)
+        self._build_model(case, seed)
+        mode, apply = case.spec.loss, self._apply
+
+        def loss_fn(params, x, y):
+            logits = logits_from_readout(apply(params, x).readout, mode)
+            return cross_entropy(logits, y), (jax.numpy.argmax(logits, -1) == y).sum()
+
+        self.loss_fn = loss_fn
         lr = case.spec.lr
         self.optimizer = optax.adam(lr) if case.spec.optimizer == "adam" else optax.sgd(lr)
         self.key = jax.random.PRNGKey(seed)
-        self._to_haiku = to_haiku
         self.set_weights(init_weights(case.network, seed))
-        self._fwd = jax.jit(self.network.apply)
-        self._grad = jax.jit(jax.value_and_grad(self.loss_fn, has_aux=True))
+        mask = self._grad_mask(self.params)
+        self._mask = None if mask is None else jax.device_put(mask, self.device)
+        self._fwd = jax.jit(self._apply)
+        self._fwd_spikes = jax.jit(self._apply_with_spikes)
+        self._grad = jax.jit(self._value_and_grad)
         self._epoch = None
         self._eval = None
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        from .model import from_haiku
+    def _value_and_grad(self, params, x, y):
+        import jax
 
-        return from_haiku(self.params)
+        (loss, correct), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(params, x, y)
+        if self._mask is not None:
+            grads = jax.tree_util.tree_map(lambda g, m: g * m, grads, self._mask)
+        return (loss, correct), grads
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self._from_params(self.params)
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         import jax
 
-        self.params = jax.device_put(self._to_haiku(weights), self.device)
+        self.params = jax.device_put(self._to_params(weights), self.device)
         self.opt_state = self.optimizer.init(self.params)
 
     # ------------------------------------------------------------------------------- one batch
@@ -143,17 +162,15 @@ class ReferenceRunner(Runner):
 
     def forward(self, x: np.ndarray) -> ForwardResult:
         xt, _ = self.prepare_batch(x, np.zeros(len(x)))
-        out = self._fwd(self.params, xt)
+        out = self._fwd_spikes(self.params, xt)
         return ForwardResult(
             spikes=[np.swapaxes(np.asarray(s), 0, 1) for s in out.spikes],
             readout=np.swapaxes(np.asarray(out.readout), 0, 1),
         )
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
-        from .model import from_haiku
-
         loss, grads = self.fwdbwd_step(self.prepare_batch(x, y))
-        return GradResult(float(loss), from_haiku(grads))
+        return GradResult(float(loss), self._from_params(grads))
 
     # -------------------------------------------------------------------------------- training
     def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:
@@ -185,7 +202,7 @@ class ReferenceRunner(Runner):
         import optax
 
         B, n_batches, shift = self.case.spec.batch, self.n_batches, self.case.spec.augment_shift
-        loss_fn, optimizer = self.loss_fn, self.optimizer
+        value_and_grad, optimizer = self._value_and_grad, self.optimizer
 
         def epoch(params, opt_state, key, packed, labels):
             perm_key, aug_key = jax.random.split(key)
@@ -199,7 +216,7 @@ class ReferenceRunner(Runner):
                 x = jnp.unpackbits(jnp.swapaxes(packed[idx], 0, 1), axis=0).astype(jnp.float32)
                 if shift:
                     x = shift_channels(x, k, shift)
-                (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, labels[idx])
+                (loss, correct), grads = value_and_grad(params, x, labels[idx])
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return (optax.apply_updates(params, updates), opt_state), (loss, correct)
 
@@ -214,13 +231,13 @@ class ReferenceRunner(Runner):
 
         from .model import logits_from_readout
 
-        network, mode = self.network, self.case.spec.loss
+        apply, mode = self._apply, self.case.spec.loss
 
         def evaluate(params, packed, labels, mask):
             def step(totals, batch):
                 p, y, m = batch
                 x = jnp.unpackbits(jnp.swapaxes(p, 0, 1), axis=0).astype(jnp.float32)
-                logits = logits_from_readout(network.apply(params, x).readout, mode)
+                logits = logits_from_readout(apply(params, x).readout, mode)
                 logp = jax.nn.log_softmax(logits, axis=-1)
                 nll = -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
                 correct = (jnp.argmax(logits, -1) == y) & m
@@ -266,3 +283,55 @@ class ReferenceRunner(Runner):
     def peak_memory_bytes(self) -> int | None:
         stats = self.device.memory_stats() if hasattr(self.device, "memory_stats") else None
         return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+class ReferenceRunner(JaxRunnerBase):
+    """The suite's yardstick: Haiku modules over the pure neuron functions of :mod:`.neurons`."""
+
+    name = "reference"
+
+    @classmethod
+    def available(cls) -> Support:
+        try:
+            import haiku  # noqa: F401
+            import jax  # noqa: F401
+            import optax  # noqa: F401
+        except ImportError as exc:
+            return Support.no(f"missing package: {exc.name} (pip install 'snnbench[jax]')")
+        return Support.yes()
+
+    def supports(self, case: Case) -> Support:
+        if case.spec.dtype != "float32":
+            return Support.no(f"dtype {case.spec.dtype} not implemented in the reference yet")
+        return Support.yes()
+
+    def info(self) -> RunnerInfo:
+        import haiku
+        import jax
+        import optax
+
+        return RunnerInfo(
+            framework="jax",
+            version=jax.__version__,
+            mode="jit epoch: lax.scan over batches; per layer one GEMM over T*B rows + lax.scan over time",
+            extra={"haiku": haiku.__version__, "optax": optax.__version__, "scan_unroll": self.unroll,
+                   "device_kind": str(getattr(self.device, "device_kind", ""))},
+        )
+
+    def _build_model(self, case: Case, seed: int) -> None:
+        from .model import make_network
+
+        self.network = make_network(case.network, unroll=self.unroll)
+
+    def _apply(self, params, x):
+        return self.network.apply(params, x)
+
+    def _to_params(self, weights):
+        from .model import to_haiku
+
+        return to_haiku(weights)
+
+    def _from_params(self, params):
+        from .model import from_haiku
+
+        return from_haiku(params)

@@ -1,0 +1,304 @@
+"""What every PyTorch-based adapter shares: device handling, canonical weight exchange by name,
+the training loop as a PyTorch user writes it, the canonical surrogates as autograd functions.
+
+An adapter subclasses :class:`TorchRunnerBase` and provides ``make_model(case)`` (an ``nn.Module``
+whose ``forward(x [T, B, C])`` returns ``(spikes per spiking layer [T, B, N], readout [T, B, O])``)
+and ``param_names()`` (canonical name -> parameter path in that module).
+
+Data path: the packed split stays in host memory; each batch is unpacked on the host and copied to
+the device, as a PyTorch user's DataLoader does, and that copy counts in the epoch time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from ..data.staging import SpikeDataset, unpack
+from ..spec import Case
+from .base import EpochResult, EvalResult, ForwardResult, GradResult, Runner, Support
+
+
+def surrogate_grad_torch(name: str, x, slope: float):
+    """The canonical surrogate derivatives of :mod:`snnbench.runners.reference.surrogates`, in torch."""
+    import torch
+
+    if name == "arctan":
+        return (slope / 2.0) / (1.0 + (math.pi / 2.0 * slope * x) ** 2)
+    if name == "superspike":
+        return 1.0 / (1.0 + slope * x.abs()) ** 2
+    if name == "sigmoid":
+        s = torch.sigmoid(slope * x)
+        return slope * s * (1.0 - s)
+    if name == "triangular":
+        return torch.clamp(1.0 - slope * x.abs(), min=0.0)
+    if name == "boxcar":
+        return (x.abs() < 1.0 / slope).to(x.dtype)
+    if name == "straight_through":
+        return torch.ones_like(x)
+    raise ValueError(f"unknown surrogate {name!r}")
+
+
+def _spike_class():
+    import torch
+
+    class SurrogateSpike(torch.autograd.Function):
+        """``1[x > 0]`` forward; the canonical surrogate derivative backward."""
+
+        @staticmethod
+        def forward(ctx, x, name: str, slope: float):
+            ctx.save_for_backward(x)
+            ctx.name, ctx.slope = name, slope
+            return (x > 0).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            (x,) = ctx.saved_tensors
+            return grad_out * surrogate_grad_torch(ctx.name, x, ctx.slope), None, None
+
+    return SurrogateSpike
+
+
+_SPIKE = None
+
+
+def spike(x, name: str, slope: float):
+    """Heaviside step of ``x`` with the canonical surrogate gradient (one autograd.Function class)."""
+    global _SPIKE
+    if _SPIKE is None:
+        _SPIKE = _spike_class()
+    return _SPIKE.apply(x, name, slope)
+
+
+def torch_device(device: str):
+    import torch
+
+    if device in ("gpu", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if device == "gpu":
+        raise RuntimeError("no CUDA device")
+    if device == "tpu":
+        raise RuntimeError("no TPU support in the torch adapters")
+    return torch.device("cpu")
+
+
+def logits_from_readout(readout, mode: str):
+    return readout.mean(0) if mode == "mean" else readout.amax(0)
+
+
+class TorchRunnerBase(Runner):
+    """Training, evaluation, timing hooks and weight exchange for torch adapters."""
+
+    framework = "torch"
+    #: the pip package that must import for this runner
+    package = "torch"
+
+    @classmethod
+    def available(cls) -> Support:
+        try:
+            import torch  # noqa: F401
+
+            if cls.package != "torch":
+                __import__(cls.package)
+        except ImportError as exc:
+            return Support.no(f"missing package: {exc.name} (pip install 'snnbench[{cls.package}]')")
+        return Support.yes()
+
+    def device_available(self, device: str) -> Support:
+        try:
+            torch_device(device)
+        except RuntimeError as exc:
+            return Support.no(str(exc))
+        return Support.yes()
+
+    def supports(self, case: Case) -> Support:
+        if case.spec.dtype != "float32":
+            return Support.no(f"dtype {case.spec.dtype} not implemented for {self.name}")
+        if case.spec.augment_shift:
+            return Support.no("on-device shift augmentation is implemented only in the JAX runners")
+        return Support.yes()
+
+    # ------------------------------------------------------------------------ adapter hooks
+    def make_model(self, case: Case):
+        raise NotImplementedError
+
+    def param_names(self) -> dict[str, str]:
+        """Canonical name -> ``named_parameters`` path (weights are [out, in] as in canonical)."""
+        names = {}
+        for i, layer in enumerate(self.case.network.layers):
+            if layer.type == "linear":
+                names[f"layers.{i}.weight"] = f"layers.{i}.weight"
+                if layer.bias:
+                    names[f"layers.{i}.bias"] = f"layers.{i}.bias"
+        return names
+
+    def wrap_model(self, model):
+        """Hook for ``torch.compile``; eager runners return the model unchanged."""
+        return model
+
+    # ---------------------------------------------------------------------------------- build
+    def build(self, case: Case, device: str, seed: int) -> None:
+        import torch
+
+        self.case = case
+        self.seed = seed
+        self.dev = torch_device(device)
+        torch.manual_seed(seed)
+        threads = int(os.environ.get("SNNBENCH_THREADS", "0")) or os.cpu_count() or 1
+        torch.set_num_threads(threads)
+        self.model = self.make_model(case).to(self.dev)
+        self.step_model = self.wrap_model(self.model)
+        self._make_optimizer()
+
+    def _make_optimizer(self) -> None:
+        import torch
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        lr = self.case.spec.lr
+        self.optimizer = torch.optim.Adam(params, lr=lr) if self.case.spec.optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+
+    def _params(self) -> dict[str, Any]:
+        return dict(self.model.named_parameters())
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        params = self._params()
+        return {k: params[path].detach().cpu().numpy().astype(np.float32).copy() for k, path in self.param_names().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        import torch
+
+        params = self._params()
+        names = self.param_names()
+        if set(weights) != set(names):
+            raise ValueError(f"weights {sorted(weights)} do not match {sorted(names)}")
+        with torch.no_grad():
+            for k, path in names.items():
+                params[path].copy_(torch.as_tensor(np.asarray(weights[k], np.float32)).reshape(params[path].shape))
+        self._make_optimizer()
+
+    # ------------------------------------------------------------------------------ one batch
+    def _to_device(self, x: np.ndarray, y: np.ndarray):
+        import torch
+
+        xt = torch.from_numpy(np.ascontiguousarray(np.swapaxes(x, 0, 1), dtype=np.float32))  # [T, B, C]
+        return xt.to(self.dev, non_blocking=True), torch.from_numpy(np.asarray(y, np.int64)).to(self.dev)
+
+    def _loss(self, x, y):
+        import torch.nn.functional as F
+
+        _, readout = self.step_model(x)
+        logits = logits_from_readout(readout, self.case.spec.loss)
+        return F.cross_entropy(logits, y), logits
+
+    def prepare_batch(self, x: np.ndarray, y: np.ndarray) -> Any:
+        assert x.ndim == 3 and x.shape[2] == self.case.network.inputs, f"expected [B, T, C], got {x.shape}"
+        return self._to_device(x, y)
+
+    def fwd_step(self, batch: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return self.step_model(batch[0])[1]
+
+    def fwdbwd_step(self, batch: Any) -> Any:
+        self.model.zero_grad(set_to_none=True)
+        loss, _ = self._loss(*batch)
+        loss.backward()
+        return loss
+
+    def forward(self, x: np.ndarray) -> ForwardResult:
+        import torch
+
+        xt, _ = self._to_device(x, np.zeros(len(x)))
+        with torch.no_grad():
+            spikes, readout = self.model(xt)
+        return ForwardResult(
+            spikes=[np.swapaxes(s.cpu().numpy(), 0, 1) for s in spikes],
+            readout=np.swapaxes(readout.cpu().numpy(), 0, 1),
+        )
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
+        self.model.zero_grad(set_to_none=True)
+        xt, yt = self._to_device(x, y)
+        loss, _ = self._loss(xt, yt)
+        loss.backward()
+        params = self._params()
+        grads = {k: params[p].grad.detach().cpu().numpy().copy() for k, p in self.param_names().items()}
+        return GradResult(float(loss.detach()), grads)
+
+    # ------------------------------------------------------------------------------- training
+    def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:
+        self.train, self.test = train, test
+        return {"staged_bytes_packed": 0, "host_bytes_packed": int(train.packed.nbytes + test.packed.nbytes)}
+
+    def compile(self) -> float | None:
+        """Eager runners have nothing to compile; compiled runners override."""
+        return None
+
+    def _batches(self, data: SpikeDataset, order: np.ndarray, drop_last: bool):
+        """Device batches ``(x [T, B, C], y [B], n_valid)``; a last partial batch is padded to B
+        by repeating its first sample (so compiled models see one shape) unless dropped."""
+        B = self.case.spec.batch
+        stop = len(order) - (len(order) % B if drop_last else 0)
+        for start in range(0, stop, B):
+            idx = order[start:start + B]
+            n_valid = len(idx)
+            if n_valid < B:
+                idx = np.concatenate([idx, np.full(B - n_valid, idx[0])])
+            x = unpack(data.packed[idx])  # [B, T, C] uint8, host
+            yield (*self._to_device(x, data.labels[idx]), n_valid)
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        import torch
+
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
+        self.model.train()
+        total_loss = torch.zeros((), device=self.dev)
+        correct = torch.zeros((), dtype=torch.long, device=self.dev)
+        n = batches = 0
+        for x, y, _ in self._batches(self.train, order, drop_last=True):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, logits = self._loss(x, y)
+            loss.backward()
+            self.optimizer.step()
+            total_loss += loss.detach()
+            correct += (logits.argmax(-1) == y).sum()
+            n += len(y)
+            batches += 1
+        return EpochResult(loss=float(total_loss) / max(batches, 1), accuracy=float(correct) / max(n, 1), samples=n)
+
+    def evaluate(self) -> EvalResult:
+        import torch
+        import torch.nn.functional as F
+
+        self.model.eval()
+        nll = torch.zeros((), device=self.dev)
+        correct = torch.zeros((), dtype=torch.long, device=self.dev)
+        with torch.no_grad():
+            for x, y, n_valid in self._batches(self.test, np.arange(len(self.test)), drop_last=False):
+                logits = logits_from_readout(self.step_model(x)[1], self.case.spec.loss)[:n_valid]
+                nll += F.cross_entropy(logits, y[:n_valid], reduction="sum")
+                correct += (logits.argmax(-1) == y[:n_valid]).sum()
+        n = len(self.test)
+        return EvalResult(accuracy=float(correct) / n, loss=float(nll) / n, samples=n)
+
+    # --------------------------------------------------------------------------------- device
+    def barrier(self, value: Any = None) -> None:
+        import torch
+
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+
+    def reset_peak_memory(self) -> None:
+        import torch
+
+        if self.dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.dev)
+
+    def peak_memory_bytes(self) -> int | None:
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(self.dev)) if self.dev.type == "cuda" else None

@@ -1,0 +1,153 @@
+"""Plain PyTorch: the canonical spec written by hand, the baseline a PyTorch user would write,
+run eagerly (``torch``) and under ``torch.compile`` (``torch-compile``, its compile time recorded
+apart as ``compile_s``).
+
+Spec mapping: every field is expressed exactly (this file *is* the canonical equations of
+:mod:`snnbench.spec` in PyTorch). ``linear`` is ``nn.Linear`` applied to all ``T * B`` rows at once;
+neurons loop over time in Python; the surrogate is one ``torch.autograd.Function`` with the
+canonical formulas. Not expressed: dtypes other than float32 and on-device shift augmentation
+(skipped with that reason).
+"""
+
+from __future__ import annotations
+
+from ..spec import Case, NetworkSpec
+from .base import RunnerInfo
+from .torch_common import TorchRunnerBase, spike
+
+
+def _lif_sequence(current, beta, threshold: float, reset: str, detach: bool, surrogate: tuple[str, float]):
+    """Canonical LIF over ``current [T, B, N]``; returns spikes ``[T, B, N]``."""
+    import torch
+
+    v = torch.zeros_like(current[0])
+    s = torch.zeros_like(v)
+    out = []
+    for i_t in current:
+        r = s.detach() if detach else s
+        if reset == "subtract":
+            v = beta * v + i_t - threshold * r
+        elif reset == "zero":
+            v = beta * (1.0 - r) * v + i_t
+        else:
+            v = beta * v + i_t
+        s = spike(v - threshold, *surrogate)
+        out.append(s)
+    return torch.stack(out)
+
+
+def _leaky_sequence(current, beta):
+    """``v_t = beta * v_{t-1} + I_t`` over ``current [T, B, N]``; returns ``v [T, B, N]``."""
+    import torch
+
+    v = torch.zeros_like(current[0])
+    out = []
+    for i_t in current:
+        v = beta * v + i_t
+        out.append(v)
+    return torch.stack(out)
+
+
+def build_canonical_module(net: NetworkSpec):
+    import torch
+    from torch import nn
+
+    class Decay(nn.Module):
+        """Holds a neuron layer's decay: a trainable per-neuron parameter or a constant."""
+
+        def __init__(self, value: float, size: int, trainable: bool):
+            super().__init__()
+            if trainable:
+                self.beta = nn.Parameter(torch.full((size,), float(value)))
+            else:
+                self.value = float(value)
+
+        def forward(self):
+            return self.beta.clamp(0.0, 1.0) if hasattr(self, "beta") else self.value
+
+    class CanonicalSNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.spec = net
+            self.surrogate = (net.surrogate.name, net.surrogate.slope)
+            layers, n_in = [], net.inputs
+            for layer, n in zip(net.layers, net.sizes()):
+                if layer.type == "linear":
+                    layers.append(nn.Linear(n_in, n, bias=layer.bias))
+                else:
+                    layers.append(Decay(layer.decay, n, layer.learn_beta))
+                n_in = n
+            self.layers = nn.ModuleList(layers)
+
+        def forward(self, x):
+            assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
+            h, spikes = x, []
+            for layer, module in zip(self.spec.layers, self.layers):
+                if layer.type == "linear":
+                    h = module(h)  # one GEMM over all T * B rows
+                elif layer.type == "li":
+                    return spikes, _leaky_sequence(h, module())
+                else:
+                    if layer.type == "cuba_lif":
+                        h = _leaky_sequence(h, layer.alpha)
+                    h = _lif_sequence(h, module(), layer.threshold, layer.reset, layer.detach_reset, self.surrogate)
+                    spikes.append(h)
+            raise AssertionError("no readout")
+
+    return CanonicalSNN()
+
+
+class TorchRunner(TorchRunnerBase):
+    name = "torch"
+    framework = "torch"
+    mode = "eager; per layer one GEMM over T*B rows + Python loop over time"
+
+    def make_model(self, case: Case):
+        return build_canonical_module(case.network)
+
+    def param_names(self) -> dict[str, str]:
+        names = super().param_names()
+        for i, layer in enumerate(self.case.network.layers):
+            if layer.is_neuron and layer.learn_beta:
+                names[f"layers.{i}.beta"] = f"layers.{i}.beta"
+        return names
+
+    def info(self) -> RunnerInfo:
+        import torch
+
+        return RunnerInfo(framework="torch", version=torch.__version__, mode=self.mode,
+                          extra={"threads": torch.get_num_threads(), "device": str(self.dev)})
+
+
+class TorchCompileRunner(TorchRunner):
+    name = "torch-compile"
+    mode = "torch.compile (inductor) of the eager model; compile measured on the first fwd+bwd and fwd"
+
+    def wrap_model(self, model):
+        import torch
+
+        return torch.compile(model, dynamic=False)
+
+    def _ensure_compiled(self, batch) -> None:
+        """First forward+backward and no-grad forward: where torch.compile traces and compiles."""
+        import time
+
+        if getattr(self, "_compile_s", None) is None:
+            t0 = time.perf_counter()
+            self.fwdbwd_step(batch)
+            self.barrier(self.fwd_step(batch))
+            self.model.zero_grad(set_to_none=True)
+            self._compile_s = time.perf_counter() - t0
+
+    def prepare_batch(self, x, y):
+        # The one-batch timings come first: compile here so that no warm-up call is a compile.
+        batch = super().prepare_batch(x, y)
+        self._ensure_compiled(batch)
+        return batch
+
+    def compile(self) -> float:
+        from ..data.staging import unpack
+
+        B = self.case.spec.batch
+        self._ensure_compiled(self._to_device(unpack(self.train.packed[:B]), self.train.labels[:B]))
+        return self._compile_s
