@@ -79,18 +79,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             st = e["stats"]
             console.print(f"{tag} {e['metric']} median {st['median']:.2f} ms "
                           f"(95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, n={st['n']})")
+        elif kind == "parity_start":
+            console.print(f"{tag} parity gate against the reference ...")
+        elif kind == "record" and e.get("metric") == "parity" and e.get("status") == "ok":
+            colour = {"pass": "green", "deviates": "yellow"}.get(e.get("value"), "red")
+            console.print(f"{tag} parity [{colour}]{e['reason']}[/]")
         elif kind == "record" and e.get("status") != "ok":
             console.print(f"{tag} [yellow]{e['status']}[/]: {e.get('reason', '')}")
-        elif kind == "done" or (kind == "record" and e.get("metric") == "run"):
+        if e.get("kind") == "bench" and (kind == "done" or (kind == "record" and e.get("metric") == "run")):
             progress.advance(state["jobs"])
 
     command = "snnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     repeat = {"min_time_s": 0.2, "min_repeats": 3, "warmup": 1} if args.quick else None
+    check_parity = not args.no_parity
     try:
         with progress:
             run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
                                 seed=args.seed, quick=args.quick, command=command, on_event=on_event,
-                                on_start=on_start, repeat=repeat)
+                                on_start=on_start, repeat=repeat, check_parity=check_parity)
     except KeyboardInterrupt:
         rd = state.get("run_dir")
         kept = len(rd.records()) if rd else 0
@@ -99,6 +105,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(results_table(run_dir.records()))
     console.print(f"records: {run_dir.path / 'records.jsonl'}")
     return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rich.table import Table
+
+    from .harness.parity import compare, summary
+    from .runners import parse_runner_list, registry
+    from .spec import load_suite, validate_case
+
+    suite = load_suite(args.suite, quick=args.quick)
+    names = parse_runner_list(args.runners, tuple(n for n in registry() if n != "reference"))
+    console = _console()
+    table = Table("case", "runner", "status", "flips", "readout err", "loss err", "min grad cos", "grad norm err",
+                  "deviations", title="parity against the reference")
+    failed = False
+    for case in suite.cases:
+        if args.time_steps:
+            spec = replace(case.spec, time_steps=args.time_steps)
+            validate_case(spec, "--time-steps")
+            case = replace(case, spec=spec)
+        for name in names:
+            if name == "reference":
+                continue
+            res = compare(case, name, batch=args.batch, seed=case.spec.seed)
+            console.print(f"[cyan]{case.id}[/] [magenta]{name}[/] {summary(res)}")
+            failed |= res["status"] == "fail"
+            if res["status"] == "skipped":
+                table.add_row(case.id, name, "skipped", "-", "-", "-", "-", "-", res["reason"])
+                continue
+            table.add_row(case.id, name, res["status"], str(sum(s["flips"] for s in res["spikes"])),
+                          f"{res['readout_max_rel_err']:.1e}", f"{res['loss_rel_err']:.1e}",
+                          f"{res['min_grad_cosine']:.5f}", f"{res['max_grad_norm_rel_err']:.1e}",
+                          "; ".join(res["deviations"]))
+    console.print(table)
+    return 1 if failed else 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -157,7 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
                                       "else the cache; synthetic data when none is found)")
     r.add_argument("--out", default="results", help="parent directory of the run directory (default: results)")
     r.add_argument("--seed", type=int, help="override every case's seed")
+    r.add_argument("--no-parity", action="store_true", help="skip the parity gate before each adapter's case")
     r.set_defaults(func=cmd_run)
+
+    par = sub.add_parser("parity", help="check that runners compute what the reference computes")
+    par.add_argument("--suite", default="shd", help="suite whose cases (network, T) are checked (default: shd)")
+    par.add_argument("--runners", help="comma-separated runners (default: every runner but the reference)")
+    par.add_argument("--quick", action="store_true", help="the suite's quick variant")
+    par.add_argument("--batch", type=int, default=16, help="parity batch size (default: 16)")
+    par.add_argument("--time-steps", type=int, help="override T (a multiple of 8), e.g. to keep torch.compile short")
+    par.set_defaults(func=cmd_parity)
 
     lst = sub.add_parser("list", help="list suites or runners")
     lst.add_argument("what", choices=["suites", "runners"])

@@ -37,6 +37,7 @@ def test_quick_end_to_end(tmp_path, tiny_suite, small_shd):
     p = snnbench("run", "--suite", str(tiny_suite), "--quick", "--data-dir", str(small_shd), "--out", str(out))
     assert p.returncode == 0, p.stderr + p.stdout
     assert "epoch 2/2" in p.stdout and "compile" in p.stdout and "test acc" in p.stdout
+    assert "fwdbwd_ms median" in p.stdout
     (run_dir,) = out.iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["synthetic_data"] is True
@@ -50,6 +51,31 @@ def test_quick_end_to_end(tmp_path, tiny_suite, small_shd):
     assert 0 <= epoch["accuracy"] <= 1 and epoch["extra"]["train_samples"] == 128
     assert epoch["data"]["synthetic"] is True
     assert metrics["fwd_ms"]["stats"]["n"] >= 3
+
+
+def test_adapter_run_carries_parity(tmp_path, tiny_suite, small_shd):
+    pytest.importorskip("torch")
+    out = tmp_path / "results"
+    p = snnbench("run", "--suite", str(tiny_suite), "--quick", "--data-dir", str(small_shd), "--out", str(out),
+                 "--runners", "reference,torch")
+    assert p.returncode == 0, p.stderr + p.stdout
+    assert "parity pass" in p.stdout
+    (run_dir,) = out.iterdir()
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    (gate,) = [r for r in records if r["metric"] == "parity"]
+    assert gate["runner"] == "torch" and gate["value"] == "pass"
+    torch_epoch = [r for r in records if r["runner"] == "torch" and r["metric"] == "epoch_s"][0]
+    assert torch_epoch["parity"]["status"] == "pass" and torch_epoch["status"] == "ok"
+    ref_epoch = [r for r in records if r["runner"] == "reference" and r["metric"] == "epoch_s"][0]
+    assert ref_epoch["parity"]["status"] == "reference"
+    assert (run_dir / "logs" / "tiny-b32--torch--parity.log").exists()
+
+
+def test_parity_command(tmp_path, tiny_suite):
+    pytest.importorskip("torch")
+    p = snnbench("parity", "--suite", str(tiny_suite), "--runners", "torch,snntorch", "--time-steps", "16")
+    assert p.returncode == 0, p.stderr + p.stdout
+    assert "torch pass" in p.stdout and "parity against the reference" in p.stdout
 
 
 def test_default_data_is_synthetic_and_says_so(tmp_path, tiny_suite):

@@ -55,6 +55,8 @@ def base_record(job: dict[str, Any], case: Case) -> dict[str, Any]:
 
 
 def execute(job: dict[str, Any], emit: Emit) -> None:
+    if job.get("kind") == "parity":
+        return execute_parity(job, emit)
     case = case_from_dict(job["case"])
     base = base_record(job, case)
 
@@ -144,3 +146,22 @@ def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy)
                "train_samples": len(train), "test_samples": len(test), **staged},
     )
     record("test_acc", unit="fraction", value=last["test_acc"], accuracy=last["test_acc"], loss=last["test_loss"])
+
+
+def execute_parity(job: dict[str, Any], emit: Emit) -> None:
+    """The parity gate for one (case, runner) against the reference, as one ``parity`` record."""
+    from .parity import compare, summary
+
+    case = case_from_dict(job["case"])
+    rec = {**base_record(job, case), "metric": "parity", "time": time.time()}
+    try:
+        result = compare(case, job["runner"], batch=job.get("parity_batch", 16), seed=case.spec.seed,
+                         device=job["device"] if job["device"] != "auto" else "cpu")
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        status = "oom" if is_oom(exc) else "failed"
+        emit({"event": "record", **rec, "status": status, "reason": f"parity: {failure_reason(exc)}"})
+        return
+    ok = result["status"] != "skipped"
+    emit({"event": "record", **rec, "status": "ok" if ok else "skipped", "reason": summary(result),
+          "value": result["status"], "extra": result})

@@ -38,7 +38,8 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
     A worker that times out, dies, or ends without a record yields a record saying so.
     """
     records: list[dict[str, Any]] = []
-    log_path = run_dir.log_dir / f"{job['case']['spec']['id']}--{job['runner']}.log"
+    kind = job.get("kind", "bench")
+    log_path = run_dir.log_dir / f"{job['case']['spec']['id']}--{job['runner']}--{kind}.log"
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
         job_file = f.name
@@ -75,12 +76,12 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
                 continue
             event = json.loads(line[len(PREFIX):])
             if event.get("event") == "record":
-                event.pop("event")
-                run_dir.append(event)
-                records.append(event)
+                rec = {k: v for k, v in event.items() if k != "event"}
+                run_dir.append(rec)
+                records.append(rec)
             elif event.get("event") == "done":
                 done = True
-            on_event({**event, "runner": job["runner"], "case": job["case"]["spec"]["id"]})
+            on_event({**event, "runner": job["runner"], "case": job["case"]["spec"]["id"], "kind": kind})
     finally:
         if proc.poll() is None:
             _kill(proc)
@@ -100,8 +101,18 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
                "time": time.time(), "log": str(log_path)}
         run_dir.append(rec)
         records.append(rec)
-        on_event({"event": "record", **rec})
+        on_event({"event": "record", **rec, "kind": kind})
     return records
+
+
+def _parity(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s: float) -> dict[str, Any]:
+    """Run the parity gate for a job in its own worker; returns what the job's records carry."""
+    on_event({"event": "parity_start", "case": job["case"]["spec"]["id"], "runner": job["runner"]})
+    records = run_job({**job, "kind": "parity"}, run_dir, on_event, timeout_s)
+    rec = records[-1] if records else {"status": "crashed", "reason": "no parity record"}
+    if rec.get("status") == "ok":
+        return {"status": rec["value"], "summary": rec["reason"]}
+    return {"status": "unknown", "summary": f"parity {rec.get('status')}: {rec.get('reason', '')}"}
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -136,6 +147,7 @@ def run_suite(
     on_event: Progress = lambda e: None,
     on_start: Callable[[RunDir, list[tuple[Case, str]], str], None] = lambda *a: None,
     repeat: dict[str, Any] | None = None,
+    check_parity: bool = True,
 ) -> RunDir:
     """Run every (case, runner) of ``suite``; returns the run directory."""
     jobs = plan(suite, runners, device, seed)
@@ -177,6 +189,10 @@ def run_suite(
                 "data_note": source.note,
                 "repeat": repeat or {},
             }
+            if runner != "reference" and check_parity:
+                job["parity"] = _parity(job, run_dir, on_event, case.spec.timeout_s)
+            elif runner == "reference":
+                job["parity"] = {"status": "reference", "summary": "the yardstick itself"}
             on_event({"event": "job_start", "case": case.id, "runner": runner, "epochs": case.spec.epochs})
             run_job(job, run_dir, on_event, case.spec.timeout_s)
         manifest["status"] = "complete"

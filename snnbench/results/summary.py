@@ -15,6 +15,8 @@ def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row.setdefault("runner", r["runner"])
         row.setdefault("status", "ok")
         row.setdefault("reason", "")
+        if r.get("metric") == "parity":
+            continue  # carried by the benchmark records themselves
         if r["status"] != "ok":
             row["status"], row["reason"] = r["status"], r.get("reason", "")
         if r["status"] == "ok" and r.get("metric") not in (None, "run"):
@@ -32,7 +34,7 @@ def results_table(records: list[dict[str, Any]]):
     from rich.table import Table
 
     table = Table("case", "runner", "status", "compile s", "epoch s", "x ref", "fwd ms", "fwd+bwd ms",
-                  "test acc", "peak RSS", "reason", title="results")
+                  "test acc", "peak RSS", "parity", "reason", title="results")
     all_rows = rows(records)
     ref = {r["case"]: r.get("epoch_s") for r in all_rows if r["runner"] == "reference"}
     for r in all_rows:
@@ -44,6 +46,7 @@ def results_table(records: list[dict[str, Any]]):
             _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2),
             f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else "-",
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
+            (r.get("parity") or {}).get("status", "-"),
             (r.get("reason") or "")[:80],
         )
     return table

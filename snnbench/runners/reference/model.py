@@ -55,7 +55,7 @@ class Neuron(hk.Module):
         return neurons.lif(current, beta, **kw)
 
 
-def make_network(net: NetworkSpec, unroll: int = 8) -> hk.Transformed:
+def make_network(net: NetworkSpec, unroll: int = 1) -> hk.Transformed:
     """A Haiku network ``x [T, B, C] -> NetOutput``; module ``layer{i}`` holds spec layer ``i``."""
     sizes = net.sizes()
     surrogate = (net.surrogate.name, net.surrogate.slope)

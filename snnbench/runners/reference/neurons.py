@@ -10,12 +10,13 @@ the spike of step ``t - 1`` (snnTorch's order), and ``H(0) = 0``.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from .surrogates import spike
+from .surrogates import spike, surrogate_grad
 
 
 class LIFOutput(NamedTuple):
@@ -23,7 +24,7 @@ class LIFOutput(NamedTuple):
     membrane: jax.Array  # [T, B, N], v_t after integration (before the next step's reset)
 
 
-def lif(
+def lif_autodiff(
     current: jax.Array,
     beta: jax.Array | float,
     threshold: float = 1.0,
@@ -46,6 +47,9 @@ def lif(
 
     Returns:
       spikes and membrane, both ``[T, B, N]``.
+
+    This version lets JAX differentiate the scan; :func:`lif` computes the same function with a
+    hand-written backward pass and is what the runner uses.
     """
     beta = jnp.clip(jnp.asarray(beta, current.dtype), 0.0, 1.0)
 
@@ -64,6 +68,96 @@ def lif(
     zeros = jnp.zeros(current.shape[1:], current.dtype)
     _, (spikes, membrane) = jax.lax.scan(step, (zeros, zeros), current, unroll=unroll)
     return LIFOutput(spikes, membrane)
+
+
+def lif(
+    current: jax.Array,
+    beta: jax.Array | float,
+    threshold: float = 1.0,
+    reset: str = "subtract",
+    detach_reset: bool = True,
+    surrogate: str = "arctan",
+    slope: float = 2.0,
+    unroll: int = 1,
+) -> LIFOutput:
+    """Leaky integrate-and-fire over a sequence: same arguments and result as :func:`lif_autodiff`.
+
+    The backward pass is written by hand. With ``G_t = dL/dv_t`` (total), the chain rule gives the
+    *linear* reverse recurrence ``G_t = a_t + c_t * G_{t+1}`` with
+    ``a_t = dL/dv_t(direct) + dL/ds_t(direct) * sigma'(v_t - threshold)`` and
+    ``c_t = beta * m_{t+1} + [reset attached] * sigma'(v_t - threshold) * q_t``, where ``m_{t+1}`` is
+    ``1 - s_t`` for the zero reset (else 1) and ``q_t`` is ``-threshold`` (subtract), ``-beta * v_t``
+    (zero) or 0 (none). Being linear, it runs as one associative scan instead of a second
+    sequential loop, and the only residuals are ``v`` and ``s``.
+    """
+    beta = jnp.clip(jnp.asarray(beta, current.dtype), 0.0, 1.0)
+    spikes, membrane = _lif_core(current, beta, float(threshold), reset, bool(detach_reset), surrogate, float(slope),
+                                 int(unroll))
+    return LIFOutput(spikes, membrane)
+
+
+def _lif_scan(current, beta, threshold, reset, unroll):
+    """Forward recurrence only (no gradient bookkeeping): spikes and membranes ``[T, B, N]``.
+
+    The loop carries and emits the membrane alone; the previous spike is recomputed from it
+    (``s_{t-1} = v_{t-1} > threshold``) and the spike train is one element-wise pass afterwards.
+    Fewer values per iteration make the sequential loop cheaper.
+    """
+
+    def step(v, i_t):
+        s = (v > threshold).astype(v.dtype)
+        if reset == "subtract":
+            v = beta * v + i_t - threshold * s
+        elif reset == "zero":
+            v = beta * (1.0 - s) * v + i_t
+        else:
+            v = beta * v + i_t
+        return v, v
+
+    _, membrane = jax.lax.scan(step, jnp.zeros(current.shape[1:], current.dtype), current,
+                               unroll=unroll)
+    return (membrane > threshold).astype(current.dtype), membrane
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
+def _lif_core(current, beta, threshold, reset, detach, surrogate, slope, unroll):
+    return _lif_scan(current, beta, threshold, reset, unroll)
+
+
+def _lif_core_fwd(current, beta, threshold, reset, detach, surrogate, slope, unroll):
+    spikes, membrane = _lif_scan(current, beta, threshold, reset, unroll)
+    return (spikes, membrane), (spikes, membrane, beta)
+
+
+def _lif_core_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals, cotangents):
+    spikes, v, beta = residuals
+    g_s, g_v = cotangents
+    dsdv = surrogate_grad(surrogate, v - threshold, slope)
+    a = g_v + g_s * dsdv
+    zeros_t = jnp.zeros_like(v[:1])
+    # m_{t+1}: how v_{t+1} keeps v_t (the zero reset drops it after a spike).
+    m_next = 1.0 - spikes if reset == "zero" else jnp.ones_like(v)
+    c = beta * m_next
+    if not detach:
+        if reset == "subtract":
+            c = c - threshold * dsdv
+        elif reset == "zero":
+            c = c - beta * v * dsdv
+    # G_t = a_t + c_t G_{t+1}, G_T = 0, run from the end.
+    def step(g_next, ac):
+        g = ac[0] + ac[1] * g_next
+        return g, g
+
+    _, G = jax.lax.scan(step, jnp.zeros_like(v[0]), (a, c), reverse=True, unroll=unroll)
+    # dL/dbeta = sum_t G_t * m_t * v_{t-1}, reduced to beta's shape.
+    v_prev = jnp.concatenate([zeros_t, v[:-1]], axis=0)
+    m_t = jnp.concatenate([jnp.ones_like(v[:1]), m_next[:-1]], axis=0)
+    g_beta = (G * m_t * v_prev).reshape(-1, *jnp.shape(beta)) if jnp.ndim(beta) else (G * m_t * v_prev)
+    g_beta = g_beta.sum(axis=0) if jnp.ndim(beta) else g_beta.sum()
+    return G, g_beta.astype(beta.dtype)
+
+
+_lif_core.defvjp(_lif_core_fwd, _lif_core_bwd)
 
 
 def integrate_and_fire(current: jax.Array, **kwargs) -> LIFOutput:

@@ -64,7 +64,7 @@ class JaxRunnerBase(Runner):
 
     framework = "jax"
 
-    def __init__(self, unroll: int = 8):
+    def __init__(self, unroll: int = 1):
         self.unroll = unroll
 
     @classmethod
