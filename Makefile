@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.run-deps: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[jax]'
+	$(BIN)/pip install -q -e '.[jax,report]'
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.run-deps

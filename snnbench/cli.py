@@ -48,6 +48,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runners import parse_runner_list
     from .spec import load_suite
 
+    resume = None
+    if args.resume:
+        from .results.store import RunDir
+
+        resume = RunDir.open(Path(args.resume))
+        m = resume.manifest()
+        if m.get("status") == "complete":
+            raise SnnbenchError(f"{args.resume} is already complete; nothing to resume")
+        args.suite, args.quick, args.device = m["suite_path"], m.get("quick", False), m.get("device")
+        args.seed, args.data_dir = m.get("seed"), m.get("data_dir")
+        args.runners, args.no_parity = ",".join(m["runners"]), not m.get("check_parity", True)
+    elif not args.suite:
+        raise SnnbenchError("the following arguments are required: --suite (or --resume RUN_DIR)")
     suite = load_suite(args.suite, quick=args.quick)
     runners = parse_runner_list(args.runners, suite.runners)
     console = _console()
@@ -56,8 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     state: dict[str, Any] = {}
 
     def on_start(run_dir, jobs, data_note):
+        verb = f"resuming {len(jobs)} unfinished job(s) in" if resume else \
+            f"{len(suite.cases)} case(s) x {len(runners)} runner(s) ->"
         console.print(f"[bold]snnbench[/] suite [bold]{suite.name}[/]{' (quick)' if args.quick else ''}: "
-                      f"{len(suite.cases)} case(s) x {len(runners)} runner(s) -> {run_dir.path}")
+                      f"{verb} {run_dir.path}")
         console.print(f"data: {data_note}")
         state["jobs"] = progress.add_task("cases x runners", total=len(jobs))
         state["run_dir"] = run_dir
@@ -86,17 +101,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"{tag} parity [{colour}]{e['reason']}[/]")
         elif kind == "record" and e.get("status") != "ok":
             console.print(f"{tag} [yellow]{e['status']}[/]: {e.get('reason', '')}")
-        if e.get("kind") == "bench" and (kind == "done" or (kind == "record" and e.get("metric") == "run")):
+        if kind == "job_end":
             progress.advance(state["jobs"])
 
     command = "snnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    repeat = {"min_time_s": 0.2, "min_repeats": 3, "warmup": 1} if args.quick else None
     check_parity = not args.no_parity
     try:
         with progress:
             run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
                                 seed=args.seed, quick=args.quick, command=command, on_event=on_event,
-                                on_start=on_start, repeat=repeat, check_parity=check_parity)
+                                on_start=on_start, check_parity=check_parity, resume=resume)
     except KeyboardInterrupt:
         rd = state.get("run_dir")
         kept = len(rd.records()) if rd else 0
@@ -142,6 +156,55 @@ def cmd_parity(args: argparse.Namespace) -> int:
                           "; ".join(res["deviations"]))
     console.print(table)
     return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.load import load_runs
+
+    runs = load_runs(args.runs)
+    try:
+        from .report.html import write_report
+    except ImportError as exc:
+        raise SnnbenchError(f"missing package: {exc.name} (pip install 'snnbench[report]')") from None
+    out = Path(args.output) if args.output else Path("reports") / f"{runs[0].name}.html"
+    if out.suffix != ".html":
+        raise SnnbenchError(f"-o {out}: the report file must end in .html")
+    for path in write_report(runs, out, target_acc=args.target_acc):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .report.compare import compare
+    from .report.load import load_runs
+
+    text = args.threshold.strip().rstrip("%")
+    try:
+        threshold = float(text) / 100.0
+    except ValueError:
+        raise SnnbenchError(f"--threshold {args.threshold!r}: expected a percentage such as 5%") from None
+    base, new = load_runs([args.base, args.new])
+    changes, only_base, only_new = compare(base, new, threshold)
+    console = _console()
+    table = Table("suite", "case", "runner", "metric", "base", "new", "change", "verdict",
+                  title=f"{base.name} -> {new.name} (threshold {100 * threshold:g}%)")
+    for c in changes:
+        verdict = ("[red]SLOWER[/]" if c.regression else "[yellow]slower, within threshold[/]" if c.significant and
+                   c.ratio > 1 else "[green]faster[/]" if c.significant else "no significant change")
+        table.add_row(*c.key, f"{c.base:.4g}", f"{c.new:.4g}", f"{c.percent:+.1f}%", verdict)
+    console.print(table)
+    for label, keys in (("only in base", only_base), ("only in new", only_new)):
+        for k in keys:
+            console.print(f"{label}: {' / '.join(k)}")
+    regressions = [c for c in changes if c.regression]
+    if not changes:
+        raise SnnbenchError("the two runs share no measured (suite, case, runner, metric)")
+    if regressions:
+        print(f"snnbench: {len(regressions)} significant slowdown(s) beyond {100 * threshold:g}%", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -192,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="run a suite")
-    r.add_argument("--suite", required=True, help="suite name (suites/NAME.yaml) or a YAML file path")
+    r.add_argument("--suite", help="suite name (suites/NAME.yaml) or a YAML file path")
     r.add_argument("--runners", help="comma-separated runner names, or 'all' (default: the suite's list)")
     r.add_argument("--device", choices=["cpu", "gpu", "tpu", "auto"], help="override every case's device")
     r.add_argument("--quick", action="store_true", help="the suite's small smoke-test variant")
@@ -201,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results", help="parent directory of the run directory (default: results)")
     r.add_argument("--seed", type=int, help="override every case's seed")
     r.add_argument("--no-parity", action="store_true", help="skip the parity gate before each adapter's case")
+    r.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: rerun only its unfinished jobs")
     r.set_defaults(func=cmd_run)
 
     par = sub.add_parser("parity", help="check that runners compute what the reference computes")
@@ -210,6 +274,18 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--batch", type=int, default=16, help="parity batch size (default: 16)")
     par.add_argument("--time-steps", type=int, help="override T (a multiple of 8), e.g. to keep torch.compile short")
     par.set_defaults(func=cmd_parity)
+
+    rep = sub.add_parser("report", help="render run directories as one self-contained HTML page (+ .md, .csv)")
+    rep.add_argument("runs", nargs="+", help="run directories")
+    rep.add_argument("-o", "--output", help="HTML file to write (default: reports/<first run>.html)")
+    rep.add_argument("--target-acc", type=float, default=0.8, help="accuracy for time-to-accuracy (default 0.8)")
+    rep.set_defaults(func=cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown past the threshold")
+    cmp_.add_argument("base")
+    cmp_.add_argument("new")
+    cmp_.add_argument("--threshold", default="5%", help="slowdown that fails, e.g. 5%% (default)")
+    cmp_.set_defaults(func=cmd_compare)
 
     lst = sub.add_parser("list", help="list suites or runners")
     lst.add_argument("what", choices=["suites", "runners"])

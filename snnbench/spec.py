@@ -18,6 +18,8 @@ Canonical semantics (every runner must compute exactly this, or say how it devia
 * ``li`` (leaky integrator readout, no spikes): ``v_t = beta * v_{t-1} + I_t``; the readout trace is
   ``v`` of shape ``[B, T, O]``.
 * Loss: softmax cross-entropy of ``mean_t v_t`` (``loss: mean``) or ``max_t v_t`` (``loss: max``).
+  A network may also end in a spiking layer (the one-layer sweep); its spike train is then the
+  readout, and the loss is the same cross-entropy over its time-mean.
 
 Canonical weights are a flat ``dict[str, np.ndarray]``: ``layers.{i}.weight`` ``[out, in]``,
 ``layers.{i}.bias`` ``[out]``, and for trainable decays ``layers.{i}.beta`` ``[n]`` (per neuron),
@@ -41,6 +43,7 @@ RESETS = ("subtract", "zero", "none")
 NEURON_TYPES = ("lif", "if", "li", "cuba_lif")
 WEIGHT_TYPES = ("linear",)
 LOSSES = ("mean", "max")
+DATASETS = ("shd", "random")  # random: one shared Bernoulli input, timing only (epochs: 0)
 DEVICES = ("cpu", "gpu", "tpu", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
 OPTIMIZERS = ("adam", "sgd")
@@ -159,13 +162,19 @@ class Case:
         return self.spec.id
 
     def shape(self) -> dict[str, Any]:
-        return {
+        shape = {
             "T": self.spec.time_steps,
             "batch": self.spec.batch,
             "inputs": self.network.inputs,
             "layers": self.network.sizes(),
             "network": self.network.describe(),
         }
+        if self.spec.dataset == "random":  # the layer sweep: report its width for scaling plots
+            shape["n"] = self.network.inputs
+        return shape
+
+
+TIMING_FIELDS = {"warmup": int, "min_repeats": int, "min_time_s": float, "max_repeats": int, "cv_threshold": float}
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,10 @@ class Suite:
     runners: tuple[str, ...]
     cases: tuple[Case, ...]
     path: str = ""
+    #: repeat policy for one-batch timings (see harness.timing.RepeatPolicy)
+    timing: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: a worker whose resident memory passes this is stopped and recorded as ``oom``
+    memory_limit_gb: float | None = None
 
 
 # ----------------------------------------------------------------------------------------- parsing
@@ -258,6 +271,8 @@ def parse_network(data: Any, where: str, inputs: int) -> NetworkSpec:
         kind = raw["type"]
         _check_choice(f"{lw}.type", str(kind), WEIGHT_TYPES + NEURON_TYPES)
         merged = {**neuron_defaults, **raw} if kind in NEURON_TYPES else raw
+        if kind == "linear" and merged.get("out") == "inputs":  # as wide as the input (the layer sweep)
+            merged = {**merged, "out": inputs}
         layer = _build(LayerSpec, merged, lw)
         if kind == "linear":
             if not isinstance(layer.out, int) or layer.out <= 0:
@@ -278,8 +293,8 @@ def parse_network(data: Any, where: str, inputs: int) -> NetworkSpec:
             _fail(f"{where}.layers[{i}]", "layers must alternate weight layer, neuron layer")
     if len(layers) % 2:
         _fail(f"{where}.layers", "the last weight layer needs a neuron layer after it")
-    if layers[-1].type != "li":
-        _fail(f"{where}.layers[{len(layers) - 1}]", "the network must end in an 'li' readout")
+    if not layers[-1].is_neuron:
+        _fail(f"{where}.layers[{len(layers) - 1}]", "the network must end in a neuron layer")
     for i, layer in enumerate(layers[:-1]):
         if layer.type == "li":
             _fail(f"{where}.layers[{i}]", "'li' is only allowed as the readout (last layer)")
@@ -287,15 +302,19 @@ def parse_network(data: Any, where: str, inputs: int) -> NetworkSpec:
 
 
 def validate_case(case: CaseSpec, where: str) -> None:
-    _check_choice(f"{where}.dataset", case.dataset, ("shd",))
+    _check_choice(f"{where}.dataset", case.dataset, DATASETS)
     _check_choice(f"{where}.loss", case.loss, LOSSES)
     _check_choice(f"{where}.device", case.device, DEVICES)
     _check_choice(f"{where}.dtype", case.dtype, DTYPES)
     _check_choice(f"{where}.optimizer", case.optimizer, OPTIMIZERS)
-    for name in ("time_steps", "channels", "batch", "epochs"):
+    for name in ("time_steps", "channels", "batch"):
         if getattr(case, name) <= 0:
             _fail(f"{where}.{name}", "must be > 0")
-    if case.time_steps % 8:
+    if case.epochs < 0:
+        _fail(f"{where}.epochs", "must be >= 0")
+    if case.dataset == "random" and case.epochs:
+        _fail(f"{where}.epochs", "a 'random' dataset case is timing only: epochs must be 0")
+    if case.dataset != "random" and case.time_steps % 8:
         _fail(f"{where}.time_steps", "must be a multiple of 8 (spikes are bit-packed along time)")
     if not case.lr > 0:
         _fail(f"{where}.lr", "must be > 0")
@@ -314,7 +333,8 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
     where = Path(path).name if path else "suite"
     if not isinstance(data, dict):
         _fail(where, "a suite file must be a mapping with 'suite', 'network' and 'cases'")
-    allowed = {"suite", "description", "runners", "defaults", "network", "cases", "quick"}
+    allowed = {"suite", "description", "runners", "defaults", "network", "cases", "quick", "quick_cases",
+               "timing", "memory_limit_gb"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         _fail(where, f"unknown top-level field {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
@@ -330,9 +350,10 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
     quick_over = data.get("quick", {}) or {}
     if not isinstance(quick_over, dict):
         _fail(f"{where}.quick", "expected a mapping")
-    raw_cases = data.get("cases")
+    raw_cases = data.get("quick_cases", data.get("cases")) if quick else data.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         _fail(f"{where}.cases", "expected a non-empty list of cases")
+    raw_cases = [c for i, raw in enumerate(raw_cases) for c in expand_sweep(raw, f"{where}.cases[{i}]")]
     cases, seen = [], set()
     for i, raw in enumerate(raw_cases):
         cw = f"{where}.cases[{i}]"
@@ -342,20 +363,66 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
         network_raw = raw.pop("network", data.get("network"))
         if network_raw is None:
             _fail(cw, "no 'network' for this case and no suite-level 'network'")
-        spec = _build(CaseSpec, {**defaults, **raw}, cw, overrides=quick_over if quick else None)
+        case_quick = {k: v for k, v in quick_over.items() if k != "timing"}
+        spec = _build(CaseSpec, {**defaults, **raw}, cw, overrides=case_quick if quick else None)
         validate_case(spec, cw)
         if spec.id in seen:
             _fail(f"{cw}.id", f"duplicate case id {spec.id!r}")
         seen.add(spec.id)
         network = parse_network(network_raw, f"{cw}.network" if "network" in raw else f"{where}.network", spec.channels)
         cases.append(Case(spec=spec, network=network))
+    timing = parse_timing(data.get("timing", {}) or {}, f"{where}.timing")
+    if quick and isinstance(quick_over.get("timing"), dict):
+        timing = {**timing, **parse_timing(quick_over["timing"], f"{where}.quick.timing")}
+    limit = data.get("memory_limit_gb")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+        _fail(f"{where}.memory_limit_gb", f"expected a positive number, got {limit!r}")
     return Suite(
         name=name,
         description=str(data.get("description", "")),
         runners=tuple(runners),
         cases=tuple(cases),
         path=str(path),
+        timing=timing,
+        memory_limit_gb=float(limit) if limit is not None else None,
     )
+
+
+def expand_sweep(raw: Any, where: str) -> list[Any]:
+    """A case with ``sweep: {field: [values...]}`` becomes one case per combination, its id
+    suffixed with each field's short name and value (``id: layer`` -> ``layer-channels512-T100``)."""
+    if not isinstance(raw, dict) or "sweep" not in raw:
+        return [raw]
+    sweep = raw["sweep"]
+    if not isinstance(sweep, dict) or not sweep or not all(isinstance(v, list) and v for v in sweep.values()):
+        _fail(f"{where}.sweep", "expected a mapping of field -> non-empty list of values")
+    import itertools
+
+    short = {"time_steps": "T", "batch": "B", "channels": "n"}
+    base = {k: v for k, v in raw.items() if k != "sweep"}
+    out = []
+    for values in itertools.product(*sweep.values()):
+        combo = dict(zip(sweep.keys(), values))
+        suffix = "-".join(f"{short.get(k, k)}{v}" for k, v in combo.items())
+        out.append({**base, **combo, "id": f"{base.get('id', 'case')}-{suffix}"})
+    return out
+
+
+def parse_timing(data: Any, where: str) -> dict[str, Any]:
+    """Validate a ``timing:`` mapping (repeat policy for one-batch timings)."""
+    if not isinstance(data, dict):
+        _fail(where, "expected a mapping")
+    out = {}
+    for key, value in data.items():
+        if key not in TIMING_FIELDS:
+            _fail(where, f"unknown field {key!r} (known: {', '.join(TIMING_FIELDS)})")
+        kind = TIMING_FIELDS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            _fail(f"{where}.{key}", f"expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if value < 0 or (key in ("min_repeats", "max_repeats") and value < 1):
+            _fail(f"{where}.{key}", f"out of range: {value!r}")
+        out[key] = kind(value)
+    return out
 
 
 def load_suite(name_or_path: str, quick: bool = False, suites_dir: Path | None = None) -> Suite:
@@ -445,3 +512,13 @@ def case_from_dict(data: dict[str, Any]) -> Case:
         surrogate=SurrogateSpec(**net["surrogate"]),
     )
     return Case(spec=CaseSpec(**data["spec"]), network=network)
+
+
+def gemm_shapes(case: Case) -> list[tuple[int, int, int]]:
+    """``(M, K, N)`` of each weight layer's forward product ``[M, K] @ [K, N]``, ``M = T * B``."""
+    m, k, shapes = case.spec.time_steps * case.spec.batch, case.network.inputs, []
+    for layer in case.network.layers:
+        if layer.type == "linear":
+            shapes.append((m, k, int(layer.out)))
+            k = int(layer.out)
+    return shapes

@@ -89,8 +89,9 @@ def test_unavailable_runner_is_skipped_not_fatal(tmp_path, tiny_suite, small_shd
                  str(tmp_path / "r"), "--device", "tpu")
     assert p.returncode == 0, p.stderr
     (run_dir,) = (tmp_path / "r").iterdir()
-    (rec,) = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
-    assert rec["status"] == "skipped" and "tpu" in rec["reason"]
+    recs = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert [r["metric"] for r in recs] == ["run", "job"]
+    assert all(r["status"] == "skipped" and "tpu" in r["reason"] for r in recs)
 
 
 @pytest.mark.parametrize(

@@ -80,35 +80,69 @@ def execute(job: dict[str, Any], emit: Emit) -> None:
         if not ok.ok:
             return record("run", "skipped", ok.reason)
         phase = "data"
-        train, test = load_dataset(case.spec, DataSource(job["data_root"], job.get("synthetic", False), ""))
+        if case.spec.dataset == "random":
+            train = test = None
+        else:
+            train, test = load_dataset(case.spec, DataSource(job["data_root"], job.get("synthetic", False), ""))
         phase = "build"
         runner.build(case, job["device"], case.spec.seed)
         runner.set_weights(init_weights(case.network, case.spec.seed))
         info = runner.info()
         base.update(framework=info.framework, version=info.version, mode=info.mode, runner_extra=info.extra)
-        _measure(job, case, runner, train, test, record, emit, policy=RepeatPolicy(**job.get("repeat", {})))
+        _measure(job, case, runner, train, test, record, emit, policy=RepeatPolicy.from_dict(job.get("timing")))
     except Exception as exc:  # every failure is a record, never a crash of the run
         status = "oom" if is_oom(exc) else "failed"
         traceback.print_exc(file=sys.stderr)  # into the job's log file
         record("run", status, f"{phase}: {failure_reason(exc)}", peak_rss_bytes=peak_rss_bytes())
 
 
-def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy) -> None:
+def stats_with_flag(samples: list[float], cv_threshold: float) -> dict[str, Any]:
+    """:func:`summarize` plus ``unstable``: coefficient of variation above ``cv_threshold``."""
+    stats = summarize(samples)
+    stats["unstable"] = bool(stats["n"] > 1 and stats["cv"] > cv_threshold)
+    return stats
+
+
+def one_batch(case: Case, test) -> tuple[np.ndarray, np.ndarray]:
+    """The batch every runner is timed on: the first test samples (tiled to a full batch), or for a
+    ``random`` case one seeded Bernoulli(0.1) spike input."""
     B = case.spec.batch
+    if test is None:
+        rng = np.random.default_rng(case.spec.seed + 4321)
+        x = (rng.random((B, case.spec.time_steps, case.network.inputs), dtype=np.float32) < 0.1).astype(np.float32)
+        return x, rng.integers(0, case.network.outputs, B)
     n = min(B, len(test))
-    x = test.dense(slice(0, n))
-    y = test.labels[:n]
-    if n < B:  # tile up to a full batch so every runner times the same shape
+    x, y = test.dense(slice(0, n)), test.labels[:n]
+    if n < B:
         reps = -(-B // n)
         x, y = np.concatenate([x] * reps)[:B], np.concatenate([y] * reps)[:B]
+    return x, y
+
+
+def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy) -> None:
+    x, y = one_batch(case, test)
 
     # One batch, forward and forward+backward: the same input for every runner.
     batch = runner.prepare_batch(x, y)
+    measured = {}
     for metric, step in (("fwd_ms", runner.fwd_step), ("fwdbwd_ms", runner.fwdbwd_step)):
-        samples = [s * 1e3 for s in time_calls(lambda: step(batch), runner.barrier, policy)]
-        stats = summarize(samples)
-        record(metric, unit="ms", samples=samples, stats=stats, value=stats["median"], peak_rss_bytes=peak_rss_bytes())
+        warm: list[float] = []
+        samples = [s * 1e3 for s in time_calls(lambda: step(batch), runner.barrier, policy, warm)]
+        measured[metric] = (samples, warm)
     del batch
+    floors = runner.gemm_floor(policy)  # the workload's matrix products alone, same worker
+    for metric, (samples, warm) in measured.items():
+        stats = stats_with_flag(samples, policy.cv_threshold)
+        fields = {}
+        if floors and floors.get(metric):
+            floor = summarize([f * 1e3 for f in floors[metric]])["median"]
+            fields = {"floor_ms": floor, "floor_ratio": stats["median"] / floor if floor else None,
+                      "floor_framework": floors.get("framework")}
+        record(metric, unit="ms", samples=samples, stats=stats, value=stats["median"],
+               peak_rss_bytes=peak_rss_bytes(), peak_device_bytes=runner.peak_memory_bytes(),
+               extra={"warmup_ms": [w * 1e3 for w in warm]}, **fields)
+    if train is None or case.spec.epochs == 0:
+        return
 
     # Training: staging, compile (first-call cost, apart), epochs.
     staged = runner.stage(train, test)
@@ -130,7 +164,7 @@ def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy)
         emit({"event": "progress", "what": "epoch", "epoch": epoch + 1, "of": case.spec.epochs,
               "seconds": epoch_s[-1], "train_loss": res.loss, "test_acc": ev.accuracy})
     steady = epoch_s[1:] if len(epoch_s) > 1 else epoch_s
-    stats = summarize(steady)
+    stats = stats_with_flag(steady, policy.cv_threshold)
     last = curve[-1]
     record(
         "epoch_s",

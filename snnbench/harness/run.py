@@ -1,4 +1,10 @@
-"""Run a suite: one worker process per (case, runner), records appended as they arrive."""
+"""Run a suite: one worker process per (case, runner), records appended as they arrive.
+
+Each benchmark job ends with a ``job`` record (its final status and wall time), written by the
+parent after the worker exits. ``--resume`` uses these: a job with a ``job`` record is finished;
+any other records of the same (case, runner) are the leftovers of an interrupted job, removed
+before the job runs again, so nothing is lost or duplicated.
+"""
 
 from __future__ import annotations
 
@@ -16,40 +22,55 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..data import resolve_shd
+from ..errors import SnnbenchError
 from ..results.store import RunDir
 from ..spec import Case, Suite, case_to_dict
 from . import env
 from .worker import PREFIX
 
 Progress = Callable[[dict[str, Any]], None]
+POLL_S = 0.2
 
 
 def _job_env() -> dict[str, str]:
-    """Same thread settings for every runner; an explicit user setting wins."""
     e = dict(os.environ)
     e.setdefault("PYTHONUNBUFFERED", "1")
     e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return e
 
 
-def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s: float) -> list[dict[str, Any]]:
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s: float,
+            memory_limit_bytes: int | None = None) -> list[dict[str, Any]]:
     """Run one job in a worker; returns its records (already appended to the run dir).
 
-    A worker that times out, dies, or ends without a record yields a record saying so.
+    A worker that times out, passes the memory cap, dies, or ends without finishing yields a
+    record saying so.
     """
-    records: list[dict[str, Any]] = []
     kind = job.get("kind", "bench")
-    log_path = run_dir.log_dir / f"{job['case']['spec']['id']}--{job['runner']}--{kind}.log"
+    case_id = job["case"]["spec"]["id"]
+    records: list[dict[str, Any]] = []
+    safe_case = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_id)
+    log_path = run_dir.log_dir / f"{safe_case}--{job['runner']}--{kind}.log"
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
         job_file = f.name
     log = open(log_path, "w")
+    started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "snnbench.harness.worker", job_file],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env=_job_env(),
+        stdout=subprocess.PIPE, stderr=log, text=True, env=_job_env(),
         start_new_session=True,  # its own process group: a kill takes its children too
     )
     lines: queue.Queue[str | None] = queue.Queue()
@@ -60,15 +81,25 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
         lines.put(None)
 
     threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout_s
-    done, status, reason = False, None, ""
+    deadline = started + timeout_s
+    done, status, reason, peak = False, None, "", 0
     try:
         while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
+            now = time.monotonic()
+            if now > deadline:
                 status, reason = "timeout", f"no result within the case timeout of {timeout_s:g} s"
                 break
+            if memory_limit_bytes:
+                peak = max(peak, rss_bytes(proc.pid))
+                if peak > memory_limit_bytes:
+                    status = "oom"
+                    reason = (f"worker passed the memory cap of {memory_limit_bytes / 2**30:.2f} GiB "
+                              f"(RSS {peak / 2**30:.2f} GiB) and was stopped")
+                    break
+            try:
+                line = lines.get(timeout=min(POLL_S, max(0.0, deadline - now)))
+            except queue.Empty:
+                continue
             if line is None:
                 break
             if not line.startswith(PREFIX):
@@ -81,7 +112,7 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
                 records.append(rec)
             elif event.get("event") == "done":
                 done = True
-            on_event({**event, "runner": job["runner"], "case": job["case"]["spec"]["id"], "kind": kind})
+            on_event({**event, "runner": job["runner"], "case": case_id, "kind": kind})
     finally:
         if proc.poll() is None:
             _kill(proc)
@@ -95,24 +126,20 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
                   else f"worker exited with code {code} before finishing")
         if code == -signal.SIGKILL:
             reason += " (out of memory? the kernel's OOM killer sends SIGKILL)"
+    base = {"suite": job["suite"], "case": case_id, "runner": job["runner"], "device": job["device"],
+            "time": time.time(), "log": str(log_path)}
     if status is not None:
-        rec = {"suite": job["suite"], "case": job["case"]["spec"]["id"], "runner": job["runner"],
-               "device": job["device"], "metric": "run", "status": status, "reason": reason,
-               "time": time.time(), "log": str(log_path)}
+        rec = {**base, "metric": "parity" if kind == "parity" else "run", "status": status, "reason": reason}
         run_dir.append(rec)
         records.append(rec)
         on_event({"event": "record", **rec, "kind": kind})
+    if kind == "bench":
+        worst = next((r for r in records if r["status"] != "ok"), None)
+        rec = {**base, "metric": "job", "status": worst["status"] if worst else "ok",
+               "reason": worst.get("reason", "") if worst else "", "value": time.monotonic() - started, "unit": "s"}
+        run_dir.append(rec)
+        on_event({"event": "job_end", **rec, "kind": kind})
     return records
-
-
-def _parity(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s: float) -> dict[str, Any]:
-    """Run the parity gate for a job in its own worker; returns what the job's records carry."""
-    on_event({"event": "parity_start", "case": job["case"]["spec"]["id"], "runner": job["runner"]})
-    records = run_job({**job, "kind": "parity"}, run_dir, on_event, timeout_s)
-    rec = records[-1] if records else {"status": "crashed", "reason": "no parity record"}
-    if rec.get("status") == "ok":
-        return {"status": rec["value"], "summary": rec["reason"]}
-    return {"status": "unknown", "summary": f"parity {rec.get('status')}: {rec.get('reason', '')}"}
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -120,6 +147,17 @@ def _kill(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
+
+
+def _parity(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s: float,
+            memory_limit_bytes: int | None) -> dict[str, Any]:
+    """Run the parity gate for a job in its own worker; returns what the job's records carry."""
+    on_event({"event": "parity_start", "case": job["case"]["spec"]["id"], "runner": job["runner"]})
+    records = run_job({**job, "kind": "parity"}, run_dir, on_event, timeout_s, memory_limit_bytes)
+    rec = records[-1] if records else {"status": "crashed", "reason": "no parity record"}
+    if rec.get("status") == "ok":
+        return {"status": rec["value"], "summary": rec["reason"]}
+    return {"status": "unknown", "summary": f"parity {rec.get('status')}: {rec.get('reason', '')}"}
 
 
 def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None) -> list[tuple[Case, str]]:
@@ -134,10 +172,26 @@ def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None)
     return [(case, runner) for case in cases for runner in runners]
 
 
+def finished_jobs(run_dir: RunDir) -> set[tuple[str, str]]:
+    return {(r["case"], r["runner"]) for r in run_dir.records() if r.get("metric") == "job"}
+
+
+def drop_unfinished(run_dir: RunDir, finished: set[tuple[str, str]]) -> int:
+    """Remove records of jobs that never reached their ``job`` record; returns how many."""
+    records = run_dir.records()
+    keep = [r for r in records if (r["case"], r["runner"]) in finished]
+    if len(keep) != len(records):
+        path = run_dir.path / "records.jsonl"
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+        tmp.replace(path)
+    return len(records) - len(keep)
+
+
 def run_suite(
     suite: Suite,
     runners: list[str],
-    out_dir: Path,
+    out_dir: Path | None = None,
     *,
     device: str | None = None,
     data_dir: str | None = None,
@@ -146,55 +200,59 @@ def run_suite(
     command: str = "",
     on_event: Progress = lambda e: None,
     on_start: Callable[[RunDir, list[tuple[Case, str]], str], None] = lambda *a: None,
-    repeat: dict[str, Any] | None = None,
     check_parity: bool = True,
+    resume: RunDir | None = None,
 ) -> RunDir:
-    """Run every (case, runner) of ``suite``; returns the run directory."""
+    """Run every (case, runner) of ``suite``; returns the run directory.
+
+    With ``resume``, continue that run directory: finished jobs are kept, unfinished ones rerun.
+    """
     jobs = plan(suite, runners, device, seed)
-    run_dir = RunDir.create(out_dir, suite.name)
-    manifest = {
-        "suite": suite.name,
-        "suite_path": suite.path,
-        "description": suite.description,
-        "runners": runners,
-        "quick": quick,
-        "device": device or "per case",
-        "seed": seed,
-        "command": command,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "status": "running",
-        "environment": env.capture(),
-        "cases": [case_to_dict(c) for c in suite.cases],
-    }
+    if resume is not None:
+        run_dir = resume
+        manifest = run_dir.manifest()
+        done = finished_jobs(run_dir)
+        dropped = drop_unfinished(run_dir, done)
+        manifest.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                                   "finished_jobs": len(done), "dropped_records": dropped})
+        jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
+    else:
+        if out_dir is None:
+            raise SnnbenchError("no output directory")
+        run_dir = RunDir.create(out_dir, suite.name)
+        manifest = {
+            "suite": suite.name, "suite_path": suite.path, "description": suite.description,
+            "runners": runners, "quick": quick, "device": device, "seed": seed, "data_dir": data_dir,
+            "check_parity": check_parity, "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "timing": suite.timing, "environment": env.capture(), "cases": [case_to_dict(c) for c in suite.cases],
+        }
+    manifest["status"] = "running"
     sources: dict[tuple, Any] = {}
     for case, _ in jobs:
         key = (case.spec.dataset, case.spec.train_samples, case.spec.test_samples)
-        if key not in sources:
+        if key not in sources and case.spec.dataset == "shd":
             sources[key] = resolve_shd(data_dir, case.spec.train_samples, case.spec.test_samples)
-    notes = sorted({s.note for s in sources.values()})
-    manifest["data"] = notes
-    manifest["synthetic_data"] = any(s.synthetic for s in sources.values())
+    notes = sorted({s.note for s in sources.values()}) or ["random input (no dataset)"]
+    if resume is None:
+        manifest["data"] = notes
+        manifest["synthetic_data"] = any(s.synthetic for s in sources.values())
     run_dir.write_manifest(manifest)
     on_start(run_dir, jobs, "; ".join(notes))
+    limit = int(suite.memory_limit_gb * 2**30) if suite.memory_limit_gb else None
     try:
         for case, runner in jobs:
-            source = sources[(case.spec.dataset, case.spec.train_samples, case.spec.test_samples)]
+            source = sources.get((case.spec.dataset, case.spec.train_samples, case.spec.test_samples))
             job = {
-                "suite": suite.name,
-                "case": case_to_dict(case),
-                "runner": runner,
-                "device": case.spec.device,
-                "data_root": str(source.root),
-                "synthetic": source.synthetic,
-                "data_note": source.note,
-                "repeat": repeat or {},
+                "suite": suite.name, "case": case_to_dict(case), "runner": runner, "device": case.spec.device,
+                "data_root": str(source.root) if source else None, "synthetic": source.synthetic if source else None,
+                "data_note": source.note if source else "random input", "timing": suite.timing,
             }
             if runner != "reference" and check_parity:
-                job["parity"] = _parity(job, run_dir, on_event, case.spec.timeout_s)
+                job["parity"] = _parity(job, run_dir, on_event, case.spec.timeout_s, limit)
             elif runner == "reference":
                 job["parity"] = {"status": "reference", "summary": "the yardstick itself"}
             on_event({"event": "job_start", "case": case.id, "runner": runner, "epochs": case.spec.epochs})
-            run_job(job, run_dir, on_event, case.spec.timeout_s)
+            run_job(job, run_dir, on_event, case.spec.timeout_s, limit)
         manifest["status"] = "complete"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"

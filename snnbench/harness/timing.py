@@ -20,12 +20,25 @@ class RepeatPolicy:
     min_repeats: int = 5
     min_time_s: float = 1.0
     max_repeats: int = 200
+    #: a measurement whose coefficient of variation is above this is flagged ``unstable``
+    cv_threshold: float = 0.10
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "RepeatPolicy":
+        return cls(**(d or {}))
 
 
-def time_calls(fn: Callable[[], Any], barrier: Callable[[Any], None], policy: RepeatPolicy = RepeatPolicy()) -> list[float]:
-    """Seconds per call of ``fn``, each measured up to ``barrier(fn())`` returning."""
+def time_calls(fn: Callable[[], Any], barrier: Callable[[Any], None], policy: RepeatPolicy = RepeatPolicy(),
+               warmups: list[float] | None = None) -> list[float]:
+    """Seconds per call of ``fn``, each measured up to ``barrier(fn())`` returning.
+
+    The warm-up calls' durations (first call: tracing, compiling) go to ``warmups`` if given.
+    """
     for _ in range(policy.warmup):
+        t0 = time.perf_counter()
         barrier(fn())
+        if warmups is not None:
+            warmups.append(time.perf_counter() - t0)
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < policy.min_repeats or (

@@ -2,12 +2,14 @@
 ``name`` is an adapter. Adding a framework is adding one file here; nothing else changes.
 
 Adapters import their framework lazily (inside methods), so discovering them is cheap and a missing
-package only makes that runner unavailable.
+package only makes that runner unavailable. Adapters that live outside this package are loaded from
+the modules named in ``$SNNBENCH_PLUGINS`` (comma-separated), in the parent and in every worker.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 
 from ..errors import SnnbenchError
@@ -18,10 +20,15 @@ _REGISTRY: dict[str, type[Runner]] | None = None
 
 def _discover() -> dict[str, type[Runner]]:
     found: dict[str, type[Runner]] = {}
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{mod.name}")
+    names = [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name != "base"]
+    plugins = [p.strip() for p in os.environ.get("SNNBENCH_PLUGINS", "").split(",") if p.strip()]
+    for name in names + plugins:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            if name in plugins:
+                raise SnnbenchError(f"SNNBENCH_PLUGINS: cannot import {name} ({exc})") from None
+            raise
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, Runner) and obj is not Runner and obj.name:
                 found.setdefault(obj.name, obj)

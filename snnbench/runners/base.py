@@ -163,6 +163,16 @@ class Runner(abc.ABC):
     def barrier(self, value: Any = None) -> None:
         """Block until all queued device work (and ``value``, if given) is done."""
 
+    def gemm_floor(self, policy) -> dict[str, Any] | None:
+        """Seconds per call of the workload's essential matrix products alone, in this framework on
+        this device: ``{"fwd_ms": [...], "fwdbwd_ms": [...], "framework": name}`` (samples in
+        seconds, keyed by the metric they bound), or None where not implemented.
+
+        Forward: ``x @ W`` per weight layer, ``M = T * B`` rows. Forward+backward adds the weight
+        gradient ``x.T @ g`` of every layer and the input gradient ``g @ W.T`` of all but the first.
+        """
+        return None
+
     def reset_peak_memory(self) -> None:
         """Reset the device memory peak, where the framework can."""
 

@@ -96,7 +96,8 @@ def build_snntorch_module(net: NetworkSpec):
                             spk_rec[j].append(spk)
                             j += 1
                             h = spk
-            return [torch.stack(s) for s in spk_rec], torch.stack(readout)
+            spikes = [torch.stack(s) for s in spk_rec]
+            return spikes, torch.stack(readout) if readout else spikes[-1]
 
     return SnnTorchNet()
 

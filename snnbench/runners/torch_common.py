@@ -292,6 +292,28 @@ class TorchRunnerBase(Runner):
         if self.dev.type == "cuda":
             torch.cuda.synchronize(self.dev)
 
+    def gemm_floor(self, policy) -> dict[str, Any] | None:
+        import torch
+
+        from ..harness.timing import time_calls
+        from ..spec import gemm_shapes
+
+        g = torch.Generator(device="cpu").manual_seed(0)
+        shapes = gemm_shapes(self.case)
+        xs = [torch.randn(m, k, generator=g).to(self.dev) for m, k, _ in shapes]
+        ws = [torch.randn(k, n, generator=g).to(self.dev) for _, k, n in shapes]
+        gs = [torch.randn(m, n, generator=g).to(self.dev) for m, _, n in shapes]
+
+        def fwd():
+            return [x @ w for x, w in zip(xs, ws)]
+
+        def fwdbwd():
+            return fwd(), [x.T @ g_ for x, g_ in zip(xs, gs)], [g_ @ w.T for g_, w in zip(gs[1:], ws[1:])]
+
+        with torch.no_grad():
+            return {"fwd_ms": time_calls(fwd, self.barrier, policy),
+                    "fwdbwd_ms": time_calls(fwdbwd, self.barrier, policy), "framework": "torch"}
+
     def reset_peak_memory(self) -> None:
         import torch
 

@@ -92,7 +92,7 @@ def build_canonical_module(net: NetworkSpec):
                         h = _leaky_sequence(h, layer.alpha)
                     h = _lif_sequence(h, module(), layer.threshold, layer.reset, layer.detach_reset, self.surrogate)
                     spikes.append(h)
-            raise AssertionError("no readout")
+            return spikes, spikes[-1]  # no LI readout: the last spike train is the output
 
     return CanonicalSNN()
 

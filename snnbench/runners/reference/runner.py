@@ -280,6 +280,25 @@ class JaxRunnerBase(Runner):
 
         jax.block_until_ready(self.params if value is None else value)
 
+    def gemm_floor(self, policy) -> dict[str, Any] | None:
+        import jax
+        import jax.numpy as jnp
+
+        from ...harness.timing import time_calls
+        from ...spec import gemm_shapes
+
+        shapes = gemm_shapes(self.case)
+        key = jax.random.PRNGKey(0)
+        xs = [jax.device_put(jax.random.normal(key, (m, k), jnp.float32), self.device) for m, k, _ in shapes]
+        ws = [jax.device_put(jax.random.normal(key, (k, n), jnp.float32), self.device) for _, k, n in shapes]
+        gs = [jax.device_put(jax.random.normal(key, (m, n), jnp.float32), self.device) for m, _, n in shapes]
+        fwd = jax.jit(lambda xs, ws: [x @ w for x, w in zip(xs, ws)])
+        fwdbwd = jax.jit(lambda xs, ws, gs: ([x @ w for x, w in zip(xs, ws)], [x.T @ g for x, g in zip(xs, gs)],
+                                             [g @ w.T for g, w in zip(gs[1:], ws[1:])]))
+        return {"fwd_ms": time_calls(lambda: fwd(xs, ws), jax.block_until_ready, policy),
+                "fwdbwd_ms": time_calls(lambda: fwdbwd(xs, ws, gs), jax.block_until_ready, policy),
+                "framework": "jax"}
+
     def peak_memory_bytes(self) -> int | None:
         stats = self.device.memory_stats() if hasattr(self.device, "memory_stats") else None
         return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None

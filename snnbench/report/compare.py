@@ -1,0 +1,50 @@
+"""Run-to-run comparison: matched by (suite, case, runner, metric); a change is significant only
+when the two bootstrap 95% confidence intervals of the median do not overlap and both sides have
+at least :data:`MIN_SAMPLES` samples (a single compile time has no spread to judge by)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .load import TIME_METRICS, Run
+
+MIN_SAMPLES = 3
+
+
+@dataclass
+class Change:
+    key: tuple[str, str, str, str]
+    base: float
+    new: float
+    ratio: float  # new / base
+    significant: bool
+    regression: bool  # significant, slower, and past the threshold
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * (self.ratio - 1.0)
+
+
+def _index(run: Run) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    out = {}
+    for r in run.records:
+        if r.get("status") == "ok" and r.get("metric") in TIME_METRICS and r.get("stats"):
+            out[(r.get("suite", ""), r["case"], r["runner"], r["metric"])] = r["stats"]
+    return out
+
+
+def compare(base: Run, new: Run, threshold: float) -> tuple[list[Change], list[tuple], list[tuple]]:
+    """Changes for every matched time metric, plus keys only in base and only in new."""
+    a, b = _index(base), _index(new)
+    changes = []
+    for key in sorted(set(a) & set(b)):
+        sa, sb = a[key], b[key]
+        if not sa.get("median") or sb.get("median") is None:
+            continue
+        ratio = sb["median"] / sa["median"]
+        enough = min(sa.get("n") or 0, sb.get("n") or 0) >= MIN_SAMPLES
+        separate = enough and (sb["ci_low"] > sa["ci_high"] or sb["ci_high"] < sa["ci_low"])
+        changes.append(Change(key, sa["median"], sb["median"], ratio, separate,
+                              separate and ratio > 1.0 + threshold))
+    return changes, sorted(set(a) - set(b)), sorted(set(b) - set(a))

@@ -1,0 +1,230 @@
+"""A self-contained HTML report (plots embedded, sortable tables, no network access), plus a
+Markdown summary and a CSV of every record."""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+from . import plots
+from .load import Run, flat_records, summary_rows
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+color:#222;line-height:1.4;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;
+margin-top:2rem}h3{font-size:1.05rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem;width:100%}
+th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:right;vertical-align:top}
+th{background:#f4f6f8;cursor:pointer;user-select:none;white-space:nowrap}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+td.t,th.t{text-align:left}tr:nth-child(even) td{background:#fafbfc}
+.ok{color:#1a7f37}.bad{color:#b42318}.warn{color:#9a6700}
+.muted{color:#666;font-size:.85rem}img{max-width:100%;border:1px solid #eee;margin:.3rem 0}
+code{background:#f4f6f8;padding:0 .2rem}details{margin:.4rem 0}
+"""
+
+# Sort on click: numbers by data-v, text otherwise; no external script.
+JS = """
+document.querySelectorAll('table.sortable').forEach(function(table){
+  table.querySelectorAll('th').forEach(function(th, col){
+    th.addEventListener('click', function(){
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var asc = !th.classList.contains('sorted-asc');
+      table.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc');});
+      th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+      rows.sort(function(a, b){
+        var x = a.cells[col].getAttribute('data-v'), y = b.cells[col].getAttribute('data-v');
+        var nx = parseFloat(x), ny = parseFloat(y), r;
+        if (!isNaN(nx) && !isNaN(ny)) { r = nx - ny; }
+        else if (isNaN(nx) !== isNaN(ny)) { r = isNaN(nx) ? 1 : -1; }
+        else { r = String(x).localeCompare(String(y)); }
+        return asc ? r : -r;
+      });
+      rows.forEach(function(r){ body.appendChild(r); });
+    });
+  });
+});
+"""
+
+e = html.escape
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if not png:
+        return ""
+    return f'<img alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _num(v: Any, fmt: str = "{:.3g}") -> str:
+    return "" if v is None else fmt.format(v)
+
+
+def _cell(text: str, value: Any = None, cls: str = "") -> str:
+    v = "" if value is None else value
+    c = f' class="{cls}"' if cls else ""
+    return f'<td{c} data-v="{e(str(v))}">{text}</td>'
+
+
+def _median_ci(row: dict[str, Any], metric: str, fmt: str = "{:.3g}") -> str:
+    v = row.get(metric)
+    if v is None:
+        return ""
+    lo, hi = row.get(f"{metric}_ci") or (None, None)
+    ci = f' <span class="muted">[{fmt.format(lo)}, {fmt.format(hi)}]</span>' if lo is not None and hi is not None else ""
+    cv = row.get(f"{metric}_cv")
+    flag = ' <span class="warn" title="coefficient of variation above 10%">unstable</span>' if cv and cv > 0.10 else ""
+    return e(fmt.format(v)) + ci + flag
+
+
+SUMMARY_COLUMNS = ["case", "runner", "version", "status", "epoch s [95% CI]", "x ref", "compile s",
+                   "fwd ms", "fwd+bwd ms [95% CI]", "test acc", "time to acc", "peak RSS", "parity"]
+
+
+def summary_table(rows: list[dict[str, Any]], target: float) -> str:
+    head = "".join(f'<th class="{"t" if c in ("case", "runner", "version", "status", "parity") else ""}">{e(c)}</th>'
+                   for c in SUMMARY_COLUMNS)
+    body = []
+    for r in rows:
+        status_cls = "ok" if r["status"] == "ok" else "bad"
+        parity = r.get("parity") or ""
+        parity_cls = {"pass": "ok", "reference": "muted", "deviates": "warn"}.get(parity, "bad" if parity else "")
+        acc = r.get("accuracy")
+        cells = [
+            _cell(e(r["case"]), r["case"], "t"),
+            _cell(e(r["runner"]), r["runner"], "t"),
+            _cell(e(f"{r.get('framework') or ''} {r.get('version') or ''}".strip()), r.get("version"), "t"),
+            _cell(f'<span class="{status_cls}">{e(r["status"])}</span>', r["status"], "t"),
+            _cell(_median_ci(r, "epoch_s"), r.get("epoch_s")),
+            _cell(_num(r.get("epoch_s_vs_ref"), "{:.2f}x"), r.get("epoch_s_vs_ref")),
+            _cell(_num(r.get("compile_s"), "{:.2f}"), r.get("compile_s")),
+            _cell(_median_ci(r, "fwd_ms"), r.get("fwd_ms")),
+            _cell(_median_ci(r, "fwdbwd_ms"), r.get("fwdbwd_ms")),
+            _cell(_num(None if acc is None else 100 * acc, "{:.1f}%"), acc),
+            _cell(_num(r.get("tta_s"), "{:.1f} s") or ("not reached" if r.get("curve") else ""), r.get("tta_s")),
+            _cell(_num(None if not r.get("peak_rss_bytes") else r["peak_rss_bytes"] / 2**30, "{:.2f} GiB"),
+                  r.get("peak_rss_bytes")),
+            _cell(f'<span class="{parity_cls}" title="{e(r.get("parity_detail", ""))}">{e(parity)}</span>', parity, "t"),
+        ]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    note = (f'<p class="muted">epoch s: median over the epochs after the first; x ref: epoch time relative to '
+            f'the reference runner; time to acc: training seconds, compile included, until test accuracy first '
+            f'reached {100 * target:.0f}%. Click a header to sort.</p>')
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}'
+
+
+def environment(run: Run) -> str:
+    m, env = run.manifest, run.manifest.get("environment", {})
+    gpus = ", ".join(f"{g.get('name')} (driver {g.get('driver_version')})" for g in env.get("gpus", [])) or "none"
+    pkgs = ", ".join(f"{k} {v}" for k, v in sorted((env.get("packages") or {}).items()))
+    git = env.get("git") or {}
+    items = [
+        ("command", f"<code>{e(m.get('command', ''))}</code>"),
+        ("started / finished", e(f"{m.get('started', '')} / {m.get('finished', '')} ({m.get('status', '')})")),
+        ("suite", e(f"{m.get('suite')}{' (quick)' if m.get('quick') else ''}: {m.get('description', '')}")),
+        ("data", e("; ".join(m.get("data", [])))),
+        ("CPU", e(f"{env.get('cpu')} x{env.get('cpu_count')}, governor {env.get('cpu_governor')}")),
+        ("memory", e(f"{(env.get('memory_bytes') or 0) / 2**30:.1f} GiB")),
+        ("GPU", e(gpus)),
+        ("Python / platform", e(f"{env.get('python')} / {env.get('platform')}")),
+        ("packages", e(pkgs)),
+        ("git", e(f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")),
+    ]
+    rows = "".join(f'<tr><th class="t">{k}</th><td class="t">{v}</td></tr>' for k, v in items)
+    return f"<h3>{e(run.name)}</h3><table>{rows}</table>"
+
+
+def problems(run: Run) -> str:
+    bad = [r for r in run.records if r.get("status") not in ("ok",)]
+    if not bad:
+        return "<p>None: every case ran.</p>"
+    rows = "".join(
+        f'<tr><td class="t">{e(str(r.get("case")))}</td><td class="t">{e(str(r.get("runner")))}</td>'
+        f'<td class="t">{e(str(r.get("metric")))}</td><td class="t bad">{e(str(r.get("status")))}</td>'
+        f'<td class="t">{e(str(r.get("reason", "")))}</td></tr>' for r in bad)
+    return ('<table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th><th class="t">metric'
+            f'</th><th class="t">status</th><th class="t">reason</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
+def parity_section(run: Run) -> str:
+    recs = [r for r in run.records if r.get("metric") == "parity"]
+    if not recs:
+        return ""
+    rows = "".join(f'<tr><td class="t">{e(r["case"])}</td><td class="t">{e(r["runner"])}</td>'
+                   f'<td class="t">{e(str(r.get("value") or r.get("status")))}</td>'
+                   f'<td class="t">{e(r.get("reason", ""))}</td></tr>' for r in recs)
+    return ("<h3>Parity gate</h3><p class=muted>Same canonical weights and input batch as the reference; "
+            "spikes per layer, readout (1e-4), loss (1e-5), gradients (cosine 0.999, norm 1e-3).</p>"
+            '<table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th><th class="t">'
+            f'result</th><th class="t">measured</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
+def render(runs: list[Run], target_acc: float = 0.8) -> str:
+    parts = [f"<h1>snnbench report</h1><p class=muted>{len(runs)} run(s), rendered "
+             f"{e(time.strftime('%Y-%m-%d %H:%M:%S'))}. Every figure is in the tables; plots repeat them.</p>"]
+    for run in runs:
+        rows = summary_rows(run, target_acc)
+        suite = run.manifest.get("suite", "")
+        parts.append(f"<h2>{e(run.name)}: suite {e(suite)}</h2>")
+        parts.append(summary_table(rows, target_acc))
+        parts.append(_img(plots.bars(rows, "epoch_s", "training epoch time (median, 95% CI)", "seconds"), "epoch time"))
+        parts.append(_img(plots.bars(rows, "tta_s", f"time to {100 * target_acc:.0f}% test accuracy", "seconds"),
+                          "time to accuracy"))
+        parts.append(_img(plots.bars(rows, "fwdbwd_ms", "one batch forward+backward (median, 95% CI)", "ms",
+                                     log=True), "forward backward time"))
+        for case in dict.fromkeys(r["case"] for r in rows):
+            parts.append(_img(plots.accuracy_curves(rows, case), f"accuracy curves {case}"))
+        parts.append(_img(plots.memory_bars(rows), "peak memory"))
+        layer_points = scaling_points(run)
+        if layer_points:
+            parts.append(_img(plots.scaling(layer_points, "n", "time vs neurons"), "time vs neurons"))
+            parts.append(_img(plots.scaling(layer_points, "T", "time vs time steps"), "time vs T"))
+        parts.append(parity_section(run))
+        parts.append("<h3>Failures and skips</h3>" + problems(run))
+    parts.append("<h2>Environment</h2>" + "".join(environment(run) for run in runs))
+    body = "\n".join(p for p in parts if p)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>snnbench report</title>'
+            f"<style>{CSS}</style></head><body>{body}<script>{JS}</script></body></html>")
+
+
+def scaling_points(run: Run) -> list[dict[str, Any]]:
+    """fwd / fwd+bwd medians of cases whose shape names ``n`` (the layer suite)."""
+    pts = []
+    for r in run.records:
+        shape = r.get("shape") or {}
+        if r.get("status") == "ok" and r.get("metric") in ("fwd_ms", "fwdbwd_ms") and "n" in shape and r.get("stats"):
+            st = r["stats"]
+            pts.append({"runner": r["runner"], "metric": r["metric"], "n": shape["n"], "T": shape["T"],
+                        "median": st["median"], "ci_low": st["ci_low"], "ci_high": st["ci_high"]})
+    return pts
+
+
+def markdown(runs: list[Run], target_acc: float = 0.8) -> str:
+    lines = ["# snnbench summary", ""]
+    for run in runs:
+        lines += [f"## {run.name} ({run.manifest.get('suite')})", "",
+                  "| case | runner | status | epoch s | x ref | fwd+bwd ms | test acc | parity |",
+                  "|---|---|---|---:|---:|---:|---:|---|"]
+        for r in summary_rows(run, target_acc):
+            acc = f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else ""
+            lines.append(f"| {r['case']} | {r['runner']} | {r['status']} | {_num(r.get('epoch_s'))} | "
+                         f"{_num(r.get('epoch_s_vs_ref'), '{:.2f}x')} | {_num(r.get('fwdbwd_ms'))} | {acc} | "
+                         f"{r.get('parity') or ''} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(runs: list[Run], out: Path, target_acc: float = 0.8) -> list[Path]:
+    """Write ``out`` (.html), and beside it ``.md`` and ``.csv``; returns the paths written."""
+    import pandas as pd
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(runs, target_acc), encoding="utf-8")
+    md = out.with_suffix(".md")
+    md.write_text(markdown(runs, target_acc), encoding="utf-8")
+    csv = out.with_suffix(".csv")
+    pd.DataFrame(flat_records(runs)).to_csv(csv, index=False)
+    return [out, md, csv]

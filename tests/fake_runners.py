@@ -1,0 +1,117 @@
+"""Runners that misbehave on purpose, loaded into workers through ``SNNBENCH_PLUGINS``.
+
+They let the harness tests check timing accuracy and every failure status without a framework.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+from snnbench.runners.base import EpochResult, EvalResult, ForwardResult, GradResult, Runner, RunnerInfo, Support
+
+FWD_S = 0.020
+FWDBWD_S = 0.050
+EPOCH_S = 0.05
+
+
+class SleepRunner(Runner):
+    """Takes a known time for everything: the harness must measure it."""
+
+    name = "fake-sleep"
+    framework = "fake"
+
+    @classmethod
+    def available(cls) -> Support:
+        return Support.yes()
+
+    def device_available(self, device: str) -> Support:
+        return Support.yes() if device in ("cpu", "auto") else Support.no(f"no {device}")
+
+    def info(self) -> RunnerInfo:
+        return RunnerInfo("fake", "0", "time.sleep")
+
+    def build(self, case, device, seed):
+        self.case = case
+        self.w = {}
+
+    def get_weights(self):
+        return self.w
+
+    def set_weights(self, weights):
+        self.w = dict(weights)
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        return ForwardResult([], np.zeros((B, T, self.case.network.outputs), np.float32))
+
+    def forward_backward(self, x, y):
+        return GradResult(0.0, {k: np.zeros_like(v) for k, v in self.w.items()})
+
+    def prepare_batch(self, x, y):
+        return x
+
+    def fwd_step(self, batch):
+        time.sleep(FWD_S)
+
+    def fwdbwd_step(self, batch):
+        time.sleep(FWDBWD_S)
+
+    def stage(self, train, test):
+        self.n_test = len(test)
+        return {}
+
+    def train_epoch(self, epoch):
+        time.sleep(EPOCH_S)
+        return EpochResult(loss=1.0 / (epoch + 1), accuracy=0.5, samples=1)
+
+    def evaluate(self):
+        return EvalResult(accuracy=0.5, loss=1.0, samples=self.n_test)
+
+    def barrier(self, value=None):
+        pass
+
+
+class RaiseRunner(SleepRunner):
+    name = "fake-raise"
+
+    def build(self, case, device, seed):
+        raise RuntimeError("simulated framework error <with markup>")
+
+
+class KillRunner(SleepRunner):
+    name = "fake-kill"
+
+    def build(self, case, device, seed):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class HangRunner(SleepRunner):
+    name = "fake-hang"
+
+    def build(self, case, device, seed):
+        time.sleep(600)
+
+
+class HogRunner(SleepRunner):
+    """Allocates (and touches) memory step by step until something stops it."""
+
+    name = "fake-hog"
+
+    def build(self, case, device, seed):
+        hoard = []
+        for _ in range(200):  # up to 10 GiB, 50 MiB at a time
+            hoard.append(np.ones(50 * 2**20 // 8))
+            time.sleep(0.02)
+        raise AssertionError("the memory cap did not stop this worker")
+
+
+class MissingRunner(SleepRunner):
+    name = "fake-missing"
+
+    @classmethod
+    def available(cls) -> Support:
+        return Support.no("missing package: imaginaryframework")

@@ -1,0 +1,138 @@
+"""Reports from real (small) runs: the HTML page, its escaping, the browser, and run comparison."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from snnbench.harness.timing import summarize
+
+from .conftest import tiny_network_yaml
+from .test_cli import snnbench
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("pandas")
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, small_shd):
+    base = tmp_path_factory.mktemp("report-run")
+    suite = base / "tiny.yaml"
+    suite.write_text(yaml.safe_dump({
+        "suite": "tiny", "runners": ["reference", "torch"],
+        "defaults": {"time_steps": 32, "channels": 32, "batch": 32, "epochs": 3, "lr": 0.01},
+        "network": tiny_network_yaml(), "cases": [{"id": "tiny <b>case</b>"}],
+        "quick": {"train_samples": 128, "test_samples": 64},
+    }))
+    runners = "reference,torch" if shutil.which("python") and _has_torch() else "reference"
+    p = snnbench("run", "--suite", str(suite), "--quick", "--data-dir", str(small_shd), "--out", str(base / "r"),
+                 "--runners", runners, env_extra={"SNNBENCH_CACHE": str(base / "cache")})
+    assert p.returncode == 0, p.stderr + p.stdout
+    (rd,) = (base / "r").iterdir()
+    return rd
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _inject(run, tmp_path, name, factor, reason=None):
+    """A copy of ``run`` whose timing samples are scaled by ``factor`` (stats recomputed)."""
+    out = tmp_path / name
+    shutil.copytree(run, out)
+    lines = []
+    for line in (out / "records.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r.get("samples") and r.get("stats"):
+            r["samples"] = [s * factor for s in r["samples"]]
+            r["stats"] = summarize(r["samples"])
+            r["value"] = r["stats"]["median"]
+        if reason and r.get("metric") == "fwd_ms":
+            r["status"], r["reason"] = "failed", reason
+        lines.append(json.dumps(r))
+    (out / "records.jsonl").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_report_writes_html_md_csv(run_dir, tmp_path):
+    out = tmp_path / "rep" / "page.html"
+    p = snnbench("report", str(run_dir), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    page = out.read_text()
+    assert page.count("<table") >= 3 and page.count("data:image/png;base64,") >= 3
+    assert "tiny &lt;b&gt;case&lt;/b&gt;" in page and "<b>case</b>" not in page
+    assert "reference" in page and "Environment" in page and "http://" not in page.split("<body>")[1]
+    md = out.with_suffix(".md").read_text()
+    assert "| case | runner |" in md and "reference" in md
+    import pandas as pd
+
+    df = pd.read_csv(out.with_suffix(".csv"))
+    assert {"run", "case", "runner", "metric", "median", "ci_low", "status"} <= set(df.columns)
+    assert (df["metric"] == "epoch_s").any()
+
+
+def test_report_escapes_framework_messages(run_dir, tmp_path):
+    bad = _inject(run_dir, tmp_path, "bad-run", 1.0, reason='<script>alert("x")</script> & <img src=x>')
+    out = tmp_path / "bad.html"
+    assert snnbench("report", str(bad), "-o", str(out)).returncode == 0
+    page = out.read_text()
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "<img src=x>" not in page
+
+
+def test_report_bad_input(tmp_path):
+    p = snnbench("report", str(tmp_path / "nope"))
+    assert p.returncode == 2 and "does not exist" in p.stderr
+    p = snnbench("report", str(tmp_path))
+    assert p.returncode == 2 and "not a snnbench run directory" in p.stderr
+
+
+def test_compare_quiet_on_identical_runs(run_dir, tmp_path):
+    same = _inject(run_dir, tmp_path, "same", 1.0)
+    p = snnbench("compare", str(run_dir), str(same))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "SLOWER" not in p.stdout and "no significant change" in p.stdout
+
+
+def test_compare_flags_injected_slowdown(run_dir, tmp_path):
+    slow = _inject(run_dir, tmp_path, "slow", 1.2)
+    p = snnbench("compare", str(run_dir), str(slow), "--threshold", "5%")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "SLOWER" in p.stdout and "+20.0%" in p.stdout
+    # the same slowdown under a 25% threshold is reported but does not fail
+    p = snnbench("compare", str(run_dir), str(slow), "--threshold", "25%")
+    assert p.returncode == 0 and "slower, within threshold" in p.stdout
+
+
+def test_compare_bad_threshold(run_dir):
+    p = snnbench("compare", str(run_dir), str(run_dir), "--threshold", "lots")
+    assert p.returncode == 2 and "expected a percentage" in p.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    out = tmp_path / "page.html"
+    assert snnbench("report", str(run_dir), "-o", str(out)).returncode == 0
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    p = subprocess.run(flags + ["--virtual-time-budget=3000", "--dump-dom", out.as_uri()], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    dom = p.stdout
+    assert dom.count("<table") >= 3 and dom.count("<img") >= 3
+    console = [line for line in p.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    shot = tmp_path / "shot.png"
+    p = subprocess.run(flags + ["--window-size=1280,1800", f"--screenshot={shot}", out.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
