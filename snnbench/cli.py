@@ -92,8 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.update(state["epochs_task"], completed=e["epoch"])
         elif kind == "record" and e.get("metric") in ("fwd_ms", "fwdbwd_ms") and e.get("status") == "ok":
             st = e["stats"]
+            floor = f", {e['floor_ratio']:.2f}x the GEMM floor" if e.get("floor_ratio") else ""
+            unstable = " [yellow]unstable[/]" if st.get("unstable") else ""
             console.print(f"{tag} {e['metric']} median {st['median']:.2f} ms "
-                          f"(95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, n={st['n']})")
+                          f"(95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, n={st['n']}{floor}){unstable}")
         elif kind == "parity_start":
             console.print(f"{tag} parity gate against the reference ...")
         elif kind == "record" and e.get("metric") == "parity" and e.get("status") == "ok":

@@ -81,7 +81,7 @@ def _median_ci(row: dict[str, Any], metric: str, fmt: str = "{:.3g}") -> str:
 
 
 SUMMARY_COLUMNS = ["case", "runner", "version", "status", "epoch s [95% CI]", "x ref", "compile s",
-                   "fwd ms", "fwd+bwd ms [95% CI]", "test acc", "time to acc", "peak RSS", "parity"]
+                   "fwd ms", "fwd+bwd ms [95% CI]", "fwd+bwd / floor", "test acc", "time to acc", "peak RSS", "parity"]
 
 
 def summary_table(rows: list[dict[str, Any]], target: float) -> str:
@@ -103,6 +103,7 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             _cell(_num(r.get("compile_s"), "{:.2f}"), r.get("compile_s")),
             _cell(_median_ci(r, "fwd_ms"), r.get("fwd_ms")),
             _cell(_median_ci(r, "fwdbwd_ms"), r.get("fwdbwd_ms")),
+            _cell(_num(r.get("fwdbwd_ms_floor"), "{:.2f}x"), r.get("fwdbwd_ms_floor")),
             _cell(_num(None if acc is None else 100 * acc, "{:.1f}%"), acc),
             _cell(_num(r.get("tta_s"), "{:.1f} s") or ("not reached" if r.get("curve") else ""), r.get("tta_s")),
             _cell(_num(None if not r.get("peak_rss_bytes") else r["peak_rss_bytes"] / 2**30, "{:.2f} GiB"),
@@ -111,7 +112,9 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
         ]
         body.append("<tr>" + "".join(cells) + "</tr>")
     note = (f'<p class="muted">epoch s: median over the epochs after the first; x ref: epoch time relative to '
-            f'the reference runner; time to acc: training seconds, compile included, until test accuracy first '
+            f'the reference runner; fwd+bwd / floor: one batch forward+backward divided by the same '
+            f'worker\'s time for the workload\'s matrix products alone (1.0 = no overhead above the GEMMs); '
+            f'time to acc: training seconds, compile included, until test accuracy first '
             f'reached {100 * target:.0f}%. Click a header to sort.</p>')
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}'
 

@@ -21,6 +21,8 @@ def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["status"], row["reason"] = r["status"], r.get("reason", "")
         if r["status"] == "ok" and r.get("metric") not in (None, "run"):
             row[r["metric"]] = r.get("value")
+            if r.get("floor_ratio"):
+                row[f"{r['metric']}_floor"] = r["floor_ratio"]
             if r["metric"] == "epoch_s":
                 row["accuracy"] = r.get("accuracy")
                 row["first_epoch_s"] = (r.get("extra") or {}).get("first_epoch_s")
@@ -34,7 +36,7 @@ def results_table(records: list[dict[str, Any]]):
     from rich.table import Table
 
     table = Table("case", "runner", "status", "compile s", "epoch s", "x ref", "fwd ms", "fwd+bwd ms",
-                  "test acc", "peak RSS", "parity", "reason", title="results")
+                  "/floor", "test acc", "peak RSS", "parity", "reason", title="results")
     all_rows = rows(records)
     ref = {r["case"]: r.get("epoch_s") for r in all_rows if r["runner"] == "reference"}
     for r in all_rows:
@@ -43,7 +45,7 @@ def results_table(records: list[dict[str, Any]]):
             ratio = f"{r['epoch_s'] / ref[r['case']]:.2f}"
         table.add_row(
             r["case"], r["runner"], r["status"], _num(r.get("compile_s"), 2), _num(r.get("epoch_s"), 3), ratio,
-            _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2),
+            _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2), _num(r.get("fwdbwd_ms_floor"), 2),
             f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else "-",
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
             (r.get("parity") or {}).get("status", "-"),
