@@ -8,7 +8,14 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 ARGS   ?=
 
-.PHONY: run test bench install-run install-test clean
+.PHONY: run test bench bench-compare bench-baseline install-run install-test clean
+
+# Speed baselines are kept per machine class (architecture, cores, GPU or not).
+MACHINE := $(shell uname -m)-$(shell nproc)cpu$(shell command -v nvidia-smi >/dev/null 2>&1 && echo -gpu)
+BENCH_STORE := results/baselines/$(MACHINE)
+BENCH_FAIL ?= median:30%
+BENCH = $(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-storage=file://$(BENCH_STORE) \
+        --benchmark-columns=min,median,iqr,rounds -s -q
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +41,18 @@ run: $(VENV)/.run-deps
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest $(ARGS)
+
+# Time snnbench's own speed (prints a table and the ratio guard's figure).
+bench: $(VENV)/.test-deps
+	$(BENCH) $(ARGS)
+
+# Compare against the newest stored baseline of this machine class; fails past BENCH_FAIL.
+bench-compare: $(VENV)/.test-deps
+	$(BENCH) --benchmark-compare --benchmark-compare-fail=$(BENCH_FAIL) $(ARGS)
+
+# Deliberately record a new baseline (and the ratio guard's bound) for this machine class.
+bench-baseline: $(VENV)/.test-deps
+	SNNBENCH_UPDATE_RATIO=1 $(BENCH) --benchmark-save=baseline $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

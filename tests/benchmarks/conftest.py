@@ -1,0 +1,65 @@
+"""Shared set-up for the speed benchmarks: small CPU-sized shapes, built and compiled outside the
+timed functions. Under the default ``--benchmark-disable`` each benchmark body runs once (a smoke
+test that keeps them from rotting); ``make bench`` times them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snnbench.runners import get_runner_class
+from snnbench.spec import init_weights, parse_suite
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINES = ROOT / "results" / "baselines"
+
+
+def machine_class() -> str:
+    """Baselines are kept per machine class: architecture, core count, GPU or not."""
+    gpu = "-gpu" if shutil.which("nvidia-smi") else ""
+    return f"{platform.machine()}-{os.cpu_count()}cpu{gpu}"
+
+
+def shd_case(T: int = 64, B: int = 32, hidden: int = 128, channels: int = 128, epochs: int = 1):
+    net = {"neuron": {"beta": 0.9}, "surrogate": {"name": "superspike", "slope": 1.0},
+           "layers": [{"type": "linear", "out": hidden}, {"type": "lif"}, {"type": "linear", "out": hidden},
+                      {"type": "lif"}, {"type": "linear", "out": 20}, {"type": "li"}]}
+    return parse_suite({"suite": "bench", "defaults": {"time_steps": T, "batch": B, "channels": channels,
+                                                       "epochs": epochs}, "network": net,
+                        "cases": [{"id": "bench"}]}, "bench.yaml").cases[0]
+
+
+def layer_case(n: int = 512, T: int = 100, B: int = 16):
+    net = {"neuron": {"beta": 0.9}, "surrogate": {"name": "superspike", "slope": 1.0},
+           "layers": [{"type": "linear", "out": "inputs"}, {"type": "lif"}]}
+    return parse_suite({"suite": "bench", "defaults": {"dataset": "random", "epochs": 0, "time_steps": T,
+                                                       "batch": B, "channels": n}, "network": net,
+                        "cases": [{"id": "layer"}]}, "bench.yaml").cases[0]
+
+
+def built(name: str, case):
+    cls = get_runner_class(name)
+    ok = cls.available()
+    if not ok.ok:
+        pytest.skip(ok.reason)
+    runner = cls()
+    runner.build(case, "cpu", 0)
+    runner.set_weights(init_weights(case.network, 0))
+    return runner
+
+
+def spike_batch(case, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((case.spec.batch, case.spec.time_steps, case.network.inputs)) < 0.1).astype(np.float32)
+    return x, rng.integers(0, case.network.outputs, case.spec.batch)
+
+
+def ratio_bounds() -> dict:
+    path = BASELINES / machine_class() / "ratio_guard.json"
+    return json.loads(path.read_text()) if path.exists() else {}

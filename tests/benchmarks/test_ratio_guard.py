@@ -1,0 +1,51 @@
+"""The guard a regression check can trust across machines: the reference's forward+backward time
+divided by the same run's GEMM floor (the workload's matrix products alone). Both are measured here,
+interleaved, so machine speed and load cancel out of the ratio.
+
+The bound comes from results/baselines/<machine class>/ratio_guard.json (``make bench-baseline``
+records it: the measured ratio times a margin of 2) or, for a machine class without one, the
+generous DEFAULT_BOUND. ``SNNBENCH_UPDATE_RATIO=1`` rewrites the file from this measurement."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from snnbench.harness.timing import RepeatPolicy, time_calls
+
+from .conftest import BASELINES, built, machine_class, ratio_bounds, shd_case, spike_batch
+
+pytest.importorskip("haiku")
+
+DEFAULT_BOUND = 4.0
+MARGIN = 2.0
+
+
+def measure_ratio(rounds: int = 5) -> tuple[float, float, float]:
+    case = shd_case()
+    r = built("reference", case)
+    batch = r.prepare_batch(*spike_batch(case))
+    policy = RepeatPolicy(warmup=1, min_repeats=3, min_time_s=0.0)
+    r.barrier(r.fwdbwd_step(batch))
+    step, floor = [], []
+    for _ in range(rounds):  # interleaved: drift and load hit both sides alike
+        step += time_calls(lambda: r.fwdbwd_step(batch), r.barrier, policy)
+        floor += r.gemm_floor(policy)["fwdbwd_ms"]
+    s, f = float(np.median(step)), float(np.median(floor))
+    return s / f, s * 1e3, f * 1e3
+
+
+def test_reference_stays_close_to_its_gemm_floor():
+    ratio, step_ms, floor_ms = measure_ratio()
+    entry = ratio_bounds().get("reference_fwdbwd_over_floor", {})
+    bound = entry.get("bound", DEFAULT_BOUND)
+    print(f"\nratio guard ({machine_class()}): reference fwd+bwd {step_ms:.2f} ms / GEMM floor {floor_ms:.2f} ms "
+          f"= {ratio:.2f} (bound {bound:.2f}, recorded {entry.get('measured', 'none')})")
+    if os.environ.get("SNNBENCH_UPDATE_RATIO") == "1":
+        path = BASELINES / machine_class() / "ratio_guard.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"reference_fwdbwd_over_floor": {
+            "measured": round(ratio, 3), "bound": round(ratio * MARGIN, 3), "step_ms": round(step_ms, 3),
+            "floor_ms": round(floor_ms, 3), "shape": "B32 T64 128-128-128-20"}}, indent=2) + "\n")
+    assert ratio <= bound, f"reference fwd+bwd is {ratio:.2f}x its GEMM floor, above the bound {bound:.2f}"
