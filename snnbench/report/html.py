@@ -84,9 +84,15 @@ SUMMARY_COLUMNS = ["case", "runner", "version", "status", "epoch s [95% CI]", "x
                    "fwd ms", "fwd+bwd ms [95% CI]", "fwd+bwd / floor", "test acc", "time to acc", "peak RSS", "parity"]
 
 
+TRAINING_COLUMNS = {"epoch s [95% CI]", "x ref", "compile s", "test acc", "time to acc"}
+
+
 def summary_table(rows: list[dict[str, Any]], target: float) -> str:
+    trained = any(r.get("epoch_s") is not None or r.get("compile_s") is not None for r in rows)
+    columns = [c for c in SUMMARY_COLUMNS if trained or c not in TRAINING_COLUMNS]
+    keep = [c in columns for c in SUMMARY_COLUMNS]
     head = "".join(f'<th class="{"t" if c in ("case", "runner", "version", "status", "parity") else ""}">{e(c)}</th>'
-                   for c in SUMMARY_COLUMNS)
+                   for c in columns)
     body = []
     for r in rows:
         status_cls = "ok" if r["status"] == "ok" else "bad"
@@ -110,7 +116,7 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
                   r.get("peak_rss_bytes")),
             _cell(f'<span class="{parity_cls}" title="{e(r.get("parity_detail", ""))}">{e(parity)}</span>', parity, "t"),
         ]
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        body.append("<tr>" + "".join(c for c, k in zip(cells, keep) if k) + "</tr>")
     note = (f'<p class="muted">epoch s: median over the epochs after the first; x ref: epoch time relative to '
             f'the reference runner; fwd+bwd / floor: one batch forward+backward divided by the same '
             f'worker\'s time for the workload\'s matrix products alone (1.0 = no overhead above the GEMMs); '
@@ -183,8 +189,10 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
         parts.append(_img(plots.memory_bars(rows), "peak memory"))
         layer_points = scaling_points(run)
         if layer_points:
-            parts.append(_img(plots.scaling(layer_points, "n", "time vs neurons"), "time vs neurons"))
-            parts.append(_img(plots.scaling(layer_points, "T", "time vs time steps"), "time vs T"))
+            parts.append(_img(plots.scaling(layer_points, "n", ("T", "batch"), "forward+backward time vs neurons n"),
+                              "time vs neurons"))
+            parts.append(_img(plots.scaling(layer_points, "T", ("n", "batch"), "forward+backward time vs time steps T"),
+                              "time vs T"))
         parts.append(parity_section(run))
         parts.append("<h3>Failures and skips</h3>" + problems(run))
     parts.append("<h2>Environment</h2>" + "".join(environment(run) for run in runs))
@@ -201,7 +209,8 @@ def scaling_points(run: Run) -> list[dict[str, Any]]:
         if r.get("status") == "ok" and r.get("metric") in ("fwd_ms", "fwdbwd_ms") and "n" in shape and r.get("stats"):
             st = r["stats"]
             pts.append({"runner": r["runner"], "metric": r["metric"], "n": shape["n"], "T": shape["T"],
-                        "median": st["median"], "ci_low": st["ci_low"], "ci_high": st["ci_high"]})
+                        "batch": shape.get("batch"), "median": st["median"], "ci_low": st["ci_low"],
+                        "ci_high": st["ci_high"]})
     return pts
 
 

@@ -65,6 +65,8 @@ def summary_rows(run: Run, target_acc: float) -> list[dict[str, Any]]:
             continue
         if metric in TIME_METRICS:
             stats = r.get("stats") or {}
+            if r.get("peak_rss_bytes"):
+                row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, r["peak_rss_bytes"])
             row[metric] = r.get("value")
             row[f"{metric}_ci"] = (stats.get("ci_low"), stats.get("ci_high"))
             row[f"{metric}_cv"] = stats.get("cv")
@@ -72,7 +74,7 @@ def summary_rows(run: Run, target_acc: float) -> list[dict[str, Any]]:
                 row[f"{metric}_floor"] = r["floor_ratio"]
         if metric == "epoch_s":
             row["accuracy"] = r.get("accuracy")
-            row["peak_rss_bytes"] = r.get("peak_rss_bytes")
+            row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, r.get("peak_rss_bytes") or 0) or None
             row["peak_device_bytes"] = r.get("peak_device_bytes")
             row["curve"] = (r.get("extra") or {}).get("curve", [])
             row["_epoch_record"] = r

@@ -6,6 +6,13 @@ import io
 from typing import Any
 
 PALETTE = ["#1b6ca8", "#e07b39", "#3a9e5c", "#c23b5b", "#7d5ba6", "#8c6d31", "#4a4a4a", "#d4a017"]
+KNOWN = ["reference", "snntorch", "norse", "torch", "torch-compile", "spyx"]
+
+
+def colour(runner: str) -> str:
+    """One colour per runner, the same in every plot."""
+    i = KNOWN.index(runner) if runner in KNOWN else len(KNOWN) + sum(map(ord, runner))
+    return PALETTE[i % len(PALETTE)]
 
 
 def _figure(width: float = 7.0, height: float = 3.6, ncols: int = 1):
@@ -44,9 +51,11 @@ def bars(rows: list[dict[str, Any]], metric: str, title: str, ylabel: str, log: 
         ci = r.get(f"{metric}_ci") or (None, None)
         lo.append(v - ci[0] if ci[0] is not None else 0.0)
         hi.append(ci[1] - v if ci[1] is not None else 0.0)
-    colours = [PALETTE[i % len(PALETTE)] for i in range(len(data))]
+    colours = [colour(r["runner"]) for r in data]
     ax.bar(range(len(data)), values, yerr=[lo, hi], capsize=3, color=colours)
-    ax.set_xticks(range(len(data)), labels, fontsize=8)
+    rotate = len(data) > 8
+    ax.set_xticks(range(len(data)), labels, fontsize=7 if rotate else 8, rotation=35 if rotate else 0,
+                  ha="right" if rotate else "center")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if log:
@@ -63,7 +72,7 @@ def accuracy_curves(rows: list[dict[str, Any]], case: str) -> bytes | None:
         epochs = [p["epoch"] for p in r["curve"]]
         acc = [100 * p["test_acc"] for p in r["curve"]]
         t = [p["elapsed_s"] for p in r["curve"]]
-        c = PALETTE[i % len(PALETTE)]
+        c = colour(r["runner"])
         ax1.plot(epochs, acc, marker="o", ms=3, color=c, label=r["runner"])
         ax2.plot(t, acc, marker="o", ms=3, color=c, label=r["runner"])
     ax1.set_xlabel("epoch")
@@ -94,29 +103,39 @@ def memory_bars(rows: list[dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def scaling(points: list[dict[str, Any]], x_key: str, title: str) -> bytes | None:
-    """Time against ``x_key`` on log-log axes, one line per (runner, metric), CI error bars.
+def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], title: str) -> bytes | None:
+    """Forward+backward time against ``x_key`` on log-log axes with CI error bars: one panel per
+    combination of the ``fixed`` shape fields, one line per runner. None if ``x_key`` takes fewer
+    than two values (nothing to scale over).
 
-    ``points``: dicts with runner, metric, x_key, median, ci_low, ci_high.
+    ``points``: dicts with runner, metric, n, T, batch, median, ci_low, ci_high.
     """
-    if not points:
+    pts = [p for p in points if p["metric"] == "fwdbwd_ms"]
+    if len({p[x_key] for p in pts}) < 2:
         return None
-    fig, ax = _figure(7.0, 4.0)
-    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for p in points:
-        series.setdefault((p["runner"], p["metric"]), []).append(p)
-    for i, ((runner, metric), pts) in enumerate(sorted(series.items())):
-        pts.sort(key=lambda p: p[x_key])
-        xs = [p[x_key] for p in pts]
-        ys = [p["median"] for p in pts]
-        err = [[y - p["ci_low"] for y, p in zip(ys, pts)], [p["ci_high"] - y for y, p in zip(ys, pts)]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, color=PALETTE[i % len(PALETTE)],
-                    linestyle="-" if metric == "fwdbwd_ms" else "--", label=f"{runner} {metric}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(x_key)
-    ax.set_ylabel("time (ms)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", alpha=0.3)
+    panels = sorted({tuple(p[k] for k in fixed) for p in pts})[:6]
+    runners = sorted({p["runner"] for p in pts})
+    fig, axes = _figure(4.2 * min(3, len(panels)), 3.6 * ((len(panels) + 2) // 3), ncols=1)
+    fig.clf()
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    for j, panel in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, j + 1)
+        for i, runner in enumerate(runners):
+            line = sorted((p for p in pts if p["runner"] == runner and tuple(p[k] for k in fixed) == panel),
+                          key=lambda p: p[x_key])
+            if not line:
+                continue
+            xs, ys = [p[x_key] for p in line], [p["median"] for p in line]
+            err = [[y - p["ci_low"] for y, p in zip(ys, line)], [p["ci_high"] - y for y, p in zip(ys, line)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, color=colour(runner), label=runner)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(x_key)
+        ax.set_ylabel("fwd+bwd time (ms)")
+        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(fixed, panel)), fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        if j == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     return _png(fig)

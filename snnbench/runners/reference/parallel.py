@@ -1,0 +1,150 @@
+"""Parallel-in-time spiking neurons, as pure JAX functions over time-major ``[T, B, N]`` arrays.
+
+* LIF without reset, ``v_t = beta * v_{t-1} + x_t``, three ways that must agree: a sequential scan,
+  an associative scan, and a causal convolution with the kernel ``beta^t`` done by FFT.
+* PSN (Fang et al., NeurIPS 2023): ``H = W X + b`` with a learnable ``[T, T]`` matrix ``W`` (only its
+  causal part is used), ``S = H(H)``; masked PSN keeps a band of ``k`` steps; sliding PSN shares ``k``
+  taps over the last ``k`` inputs (any ``T``).
+* DSN (dynamic decay, no reset): ``a_t = sigmoid(conv_k(X)_t)^(1/tau)``,
+  ``H_t = a_t H_{t-1} + (1 - a_t) X_t``, output ``clip(round(H_t), 0, levels)``: ``levels = 1`` is a
+  spike (threshold 0.5, surrogate gradient), ``levels > 1`` an integer activation
+  (straight-through gradient inside ``[-0.5, levels + 0.5]``). Trained with an associative scan that
+  keeps the decay as ``log a`` and accumulates in float32 (never dividing by a cumulative product);
+  inferred step by step with the same recurrence (:func:`dsn_serial`).
+
+``conv_k`` is a depthwise causal convolution: ``c_t = sum_j w[j] * X_{t-j} + bias`` per neuron.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .surrogates import spike
+
+
+# ------------------------------------------------------------------------------ LIF, no reset
+def lif_noreset_scan(x: jax.Array, beta: float) -> jax.Array:
+    """``v_t = beta v_{t-1} + x_t`` with a sequential ``lax.scan``."""
+
+    def step(v, x_t):
+        v = beta * v + x_t
+        return v, v
+
+    return jax.lax.scan(step, jnp.zeros(x.shape[1:], x.dtype), x)[1]
+
+
+def _affine_combine(earlier, later):
+    """Compose ``v -> a1 v + b1`` then ``v -> a2 v + b2``: ``(a1 a2, a2 b1 + b2)``."""
+    a1, b1 = earlier
+    a2, b2 = later
+    return a1 * a2, a2 * b1 + b2
+
+
+def lif_noreset_assoc(x: jax.Array, beta: float) -> jax.Array:
+    """The same recurrence as an associative scan (``log2 T`` parallel steps)."""
+    a = jnp.full_like(x, beta)
+    return jax.lax.associative_scan(_affine_combine, (a, x), axis=0)[1]
+
+
+def lif_noreset_fft(x: jax.Array, beta: float) -> jax.Array:
+    """The same recurrence as a causal convolution with ``beta^t``, by FFT (zero-padded to 2T)."""
+    T = x.shape[0]
+    kernel = beta ** jnp.arange(T, dtype=x.dtype)
+    n = 2 * T
+    spec = jnp.fft.rfft(x, n=n, axis=0) * jnp.fft.rfft(kernel, n=n)[(slice(None),) + (None,) * (x.ndim - 1)]
+    return jnp.fft.irfft(spec, n=n, axis=0)[:T].astype(x.dtype)
+
+
+# ---------------------------------------------------------------------------------------- PSN
+def psn(x: jax.Array, weight: jax.Array, bias: jax.Array, surrogate: str = "superspike", slope: float = 1.0):
+    """PSN: ``H_t = sum_{s <= t} W[t, s] X_s + b_t``, ``S = spike(H)``. ``weight [T, T]``, ``bias [T]``.
+
+    Returns ``(spikes, H)``, both ``[T, B, N]``. O(T^2) time and memory.
+    """
+    T = x.shape[0]
+    causal = jnp.tril(jnp.ones((T, T), x.dtype))
+    h = jnp.einsum("ts,s...->t...", weight * causal, x) + bias.reshape((T,) + (1,) * (x.ndim - 1))
+    return spike(h, surrogate, slope), h
+
+
+def masked_psn(x, weight, bias, k: int, surrogate: str = "superspike", slope: float = 1.0):
+    """Masked PSN: :func:`psn` with ``W[t, s]`` kept only for ``0 <= t - s < k``."""
+    T = x.shape[0]
+    lag = jnp.arange(T)[:, None] - jnp.arange(T)[None, :]
+    return psn(x, weight * ((lag >= 0) & (lag < k)).astype(x.dtype), bias, surrogate, slope)
+
+
+def causal_taps(x: jax.Array, taps: jax.Array) -> jax.Array:
+    """``sum_j taps[j] * x_{t-j}`` along time (zeros before the start). ``taps [k]`` or ``[k, N]``."""
+    k = taps.shape[0]
+    padded = jnp.concatenate([jnp.zeros((k - 1,) + x.shape[1:], x.dtype), x], axis=0)
+    T = x.shape[0]
+    return sum(taps[j] * padded[k - 1 - j:k - 1 - j + T] for j in range(k))
+
+
+def sliding_psn(x, taps, bias, surrogate: str = "superspike", slope: float = 1.0):
+    """Sliding PSN: ``H_t = sum_{j<k} taps[j] X_{t-j} + bias``; works for any ``T``."""
+    h = causal_taps(x, taps) + bias
+    return spike(h, surrogate, slope), h
+
+
+# ---------------------------------------------------------------------------------------- DSN
+def dsn_decay_log(x: jax.Array, conv_w: jax.Array, conv_b: jax.Array, tau: float) -> jax.Array:
+    """``log a_t = (1/tau) * log sigmoid(conv_k(x)_t)``, computed without forming ``a`` first."""
+    return jax.nn.log_sigmoid(causal_taps(x, conv_w) + conv_b) / tau
+
+
+@jax.custom_jvp
+def _round_ste(h):
+    return jnp.round(h)
+
+
+@_round_ste.defjvp
+def _round_ste_jvp(primals, tangents):
+    (h,), (dh,) = primals, tangents
+    return jnp.round(h), dh  # straight-through
+
+
+def dsn_output(h: jax.Array, levels: int, surrogate: str = "superspike", slope: float = 1.0) -> jax.Array:
+    """``clip(round(h), 0, levels)``: a spike for ``levels = 1`` (surrogate at ``h = 0.5``), else an
+    integer activation with a straight-through gradient inside ``[-0.5, levels + 0.5]``."""
+    if levels == 1:
+        return spike(h - 0.5, surrogate, slope)
+    return jnp.clip(_round_ste(h), 0, levels)  # clip passes the gradient only where it does not clip
+
+
+def dsn_parallel(x, conv_w, conv_b, tau: float = 0.25, levels: int = 1, surrogate: str = "superspike",
+                 slope: float = 1.0):
+    """DSN over a whole sequence with an associative scan in log space. Returns ``(out, H)``.
+
+    The scan composes ``(log a, b)`` pairs: ``(l1, b1) then (l2, b2) -> (l1 + l2, exp(l2) b1 + b2)``;
+    ``exp`` only ever sees sums of ``log a <= 0``, so nothing overflows, and no cumulative product is
+    ever divided by. Accumulation is float32 whatever the input dtype.
+    """
+    x32 = x.astype(jnp.float32)
+    log_a = dsn_decay_log(x32, conv_w.astype(jnp.float32), conv_b.astype(jnp.float32), tau)
+    b = -jnp.expm1(log_a) * x32  # (1 - a_t) X_t
+
+    def combine(earlier, later):
+        l1, b1 = earlier
+        l2, b2 = later
+        return l1 + l2, jnp.exp(l2) * b1 + b2
+
+    h = jax.lax.associative_scan(combine, (log_a, b), axis=0)[1]
+    return dsn_output(h, levels, surrogate, slope).astype(x.dtype), h
+
+
+def dsn_serial(x, conv_w, conv_b, tau: float = 0.25, levels: int = 1, surrogate: str = "superspike",
+               slope: float = 1.0):
+    """DSN step by step (inference): the same recurrence, one time step at a time. Returns ``(out, H)``."""
+    x32 = x.astype(jnp.float32)
+    a = jnp.exp(dsn_decay_log(x32, conv_w.astype(jnp.float32), conv_b.astype(jnp.float32), tau))
+
+    def step(h, inputs):
+        a_t, x_t = inputs
+        h = a_t * h + (1.0 - a_t) * x_t
+        return h, h
+
+    h = jax.lax.scan(step, jnp.zeros(x.shape[1:], jnp.float32), (a, x32))[1]
+    return dsn_output(h, levels, surrogate, slope).astype(x.dtype), h

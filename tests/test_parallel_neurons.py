@@ -1,0 +1,127 @@
+"""Parallel-in-time neurons: the three no-reset LIF methods agree, PSN variants match their
+definitions, DSN's parallel scan equals its step-by-step inference (also past 16k steps, where a
+cumulative product of decays underflows float32), and JAX and PyTorch compute the same thing."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+from snnbench.runners.reference import parallel as P  # noqa: E402
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(0).normal(0.2, 1.0, (300, 3, 5)).astype(np.float32)
+
+
+def reference_lif_noreset(x, beta):
+    v, out = np.zeros(x.shape[1:], np.float64), []
+    for x_t in x:
+        v = beta * v + x_t
+        out.append(v.copy())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("method", [P.lif_noreset_scan, P.lif_noreset_assoc, P.lif_noreset_fft])
+def test_lif_noreset_methods_agree(x, method):
+    want = reference_lif_noreset(x, 0.95)
+    np.testing.assert_allclose(np.asarray(method(jnp.asarray(x), 0.95)), want, rtol=1e-4, atol=1e-4)
+
+
+def test_psn_matches_definition(x):
+    rng = np.random.default_rng(1)
+    T = 40
+    xs = x[:T]
+    W = rng.normal(0, 0.3, (T, T)).astype(np.float32)
+    b = rng.normal(0, 0.1, T).astype(np.float32)
+    s, h = P.psn(jnp.asarray(xs), jnp.asarray(W), jnp.asarray(b))
+    want = np.einsum("ts,sbn->tbn", np.tril(W), xs) + b[:, None, None]
+    np.testing.assert_allclose(np.asarray(h), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(s), (want > 0).astype(np.float32))
+    _, hm = P.masked_psn(jnp.asarray(xs), jnp.asarray(W), jnp.asarray(b), k=4)
+    lag = np.arange(T)[:, None] - np.arange(T)[None, :]
+    want_m = np.einsum("ts,sbn->tbn", W * ((lag >= 0) & (lag < 4)), xs) + b[:, None, None]
+    np.testing.assert_allclose(np.asarray(hm), want_m, rtol=1e-4, atol=1e-4)
+
+
+def test_sliding_psn_is_a_causal_filter(x):
+    taps = np.array([0.5, -0.25, 0.125], np.float32)
+    _, h = P.sliding_psn(jnp.asarray(x), jnp.asarray(taps), 0.1)
+    want = 0.1 + sum(taps[j] * np.concatenate([np.zeros((j,) + x.shape[1:]), x[:len(x) - j]]) for j in range(3))
+    np.testing.assert_allclose(np.asarray(h), want, rtol=1e-5, atol=1e-5)
+
+
+def dsn_params(n=5, seed=2):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.normal(0, 0.5, (4, n)).astype(np.float32)), jnp.asarray(rng.normal(1.5, 0.5, n).astype(np.float32))
+
+
+@pytest.mark.parametrize("levels", [1, 4])
+def test_dsn_parallel_equals_serial(x, levels):
+    w, b = dsn_params()
+    xs = jnp.asarray(x * 2)
+    out_p, h_p = P.dsn_parallel(xs, w, b, tau=0.25, levels=levels)
+    out_s, h_s = P.dsn_serial(xs, w, b, tau=0.25, levels=levels)
+    np.testing.assert_allclose(np.asarray(h_p), np.asarray(h_s), rtol=1e-4, atol=1e-5)
+    assert (np.asarray(out_p) != np.asarray(out_s)).mean() < 1e-3  # only values within rounding of a level
+    assert 0 < np.asarray(out_p).mean() < levels
+    if levels == 4:
+        assert set(np.unique(np.asarray(out_p))) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_dsn_long_sequence_stays_finite_and_exact():
+    """At T = 20k the product of all decays is far below float32's range; the log-space scan must
+    neither underflow into NaN nor drift from the serial recurrence."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(0.5, 1.0, (20_000, 1, 4)).astype(np.float32))
+    w, b = dsn_params(4)
+    _, h_p = P.dsn_parallel(x, w, b)
+    _, h_s = P.dsn_serial(x, w, b)
+    log_a = P.dsn_decay_log(x, w, b, 0.25)
+    assert float(log_a.sum(0).max()) < -200  # the cumulative product would be < 1e-87
+    assert np.isfinite(np.asarray(h_p)).all()
+    np.testing.assert_allclose(np.asarray(h_p), np.asarray(h_s), rtol=1e-3, atol=1e-4)
+
+
+def test_dsn_gradients_flow(x):
+    w, b = dsn_params()
+
+    def loss(w, b):
+        out, _ = P.dsn_parallel(jnp.asarray(x), w, b, levels=1)
+        return out.mean()
+
+    gw, gb = jax.grad(loss, argnums=(0, 1))(w, b)
+    assert np.isfinite(np.asarray(gw)).all() and np.abs(np.asarray(gw)).sum() > 0
+
+
+# ------------------------------------------------------------------------- PyTorch, same math
+torch = pytest.importorskip("torch")
+
+
+def test_torch_matches_jax(x):
+    from snnbench.runners.torchmath import parallel as TP
+
+    xt = torch.from_numpy(x)
+    want = reference_lif_noreset(x, 0.95)
+    for fn in (TP.lif_noreset_loop, TP.lif_noreset_fft, TP.lif_noreset_chunked):
+        np.testing.assert_allclose(fn(xt, 0.95).numpy(), want, rtol=1e-4, atol=1e-4)
+    w, b = dsn_params()
+    wt, bt = torch.from_numpy(np.asarray(w)), torch.from_numpy(np.asarray(b))
+    for levels in (1, 4):
+        _, h_j = P.dsn_parallel(jnp.asarray(x), w, b, levels=levels)
+        _, h_tp = TP.dsn_parallel(xt, wt, bt, levels=levels, chunk=32)
+        _, h_ts = TP.dsn_serial(xt, wt, bt, levels=levels)
+        np.testing.assert_allclose(h_tp.numpy(), np.asarray(h_j), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(h_ts.numpy(), np.asarray(h_j), rtol=1e-4, atol=1e-5)
+    rng = np.random.default_rng(1)
+    W = rng.normal(0, 0.3, (40, 40)).astype(np.float32)
+    bias = rng.normal(0, 0.1, 40).astype(np.float32)
+    _, h_j = P.masked_psn(jnp.asarray(x[:40]), jnp.asarray(W), jnp.asarray(bias), 5)
+    _, h_t = TP.masked_psn(torch.from_numpy(x[:40]), torch.from_numpy(W), torch.from_numpy(bias), 5)
+    np.testing.assert_allclose(h_t.numpy(), np.asarray(h_j), rtol=1e-4, atol=1e-4)
+    taps = np.array([0.5, -0.25, 0.125], np.float32)
+    _, h_j = P.sliding_psn(jnp.asarray(x), jnp.asarray(taps), 0.1)
+    _, h_t = TP.sliding_psn(xt, torch.from_numpy(taps), 0.1)
+    np.testing.assert_allclose(h_t.numpy(), np.asarray(h_j), rtol=1e-5, atol=1e-5)
