@@ -40,7 +40,10 @@ from .errors import SnnbenchError
 
 SURROGATES = ("arctan", "superspike", "sigmoid", "triangular", "boxcar", "straight_through")
 RESETS = ("subtract", "zero", "none")
-NEURON_TYPES = ("lif", "if", "li", "cuba_lif")
+NEURON_TYPES = ("lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
+#: parallel-in-time neurons (long-sequence suite); see runners/reference/parallel.py
+PARALLEL_TYPES = ("lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
+NORESET_METHODS = ("scan", "assoc", "fft")
 WEIGHT_TYPES = ("linear",)
 LOSSES = ("mean", "max")
 DATASETS = ("shd", "random")  # random: one shared Bernoulli input, timing only (epochs: 0)
@@ -74,6 +77,10 @@ class LayerSpec:
     reset: str = "subtract"
     detach_reset: bool = True
     learn_beta: bool = False
+    method: str = "scan"  # lif_noreset: scan | assoc | fft
+    k: int = 4  # masked_psn band, sliding_psn taps, dsn decay-conv taps
+    tau: float = 0.25  # dsn: a_t = sigmoid(conv)^(1/tau)
+    levels: int = 1  # dsn: 1 = spikes, > 1 = integer activation clip(round(H), 0, levels)
 
     @property
     def is_neuron(self) -> bool:
@@ -81,7 +88,7 @@ class LayerSpec:
 
     @property
     def spiking(self) -> bool:
-        return self.type in ("lif", "if", "cuba_lif")
+        return self.type in ("lif", "if", "cuba_lif") + PARALLEL_TYPES
 
     @property
     def decay(self) -> float:
@@ -95,6 +102,7 @@ class NetworkSpec:
     inputs: int
     layers: tuple[LayerSpec, ...]
     surrogate: SurrogateSpec = SurrogateSpec()
+    time_steps: int = 0  # the case's T: PSN weights are [T, T]
 
     def sizes(self) -> list[int]:
         """Feature size after each layer (neuron layers keep their input's size)."""
@@ -141,9 +149,11 @@ class CaseSpec:
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    input_rate: float = 0.1  # dataset random: spike probability per input channel and step
     train_samples: int | None = None  # None: the whole split
     test_samples: int | None = None
     timeout_s: float = 3600.0
+    group: str = ""  # the sweep a case was expanded from (plots draw one line per group)
 
     @property
     def dt_s(self) -> float:
@@ -169,8 +179,9 @@ class Case:
             "layers": self.network.sizes(),
             "network": self.network.describe(),
         }
-        if self.spec.dataset == "random":  # the layer sweep: report its width for scaling plots
+        if self.spec.dataset == "random":  # the sweeps: width and group for scaling plots
             shape["n"] = self.network.inputs
+            shape["group"] = self.spec.group or self.id
         return shape
 
 
@@ -246,7 +257,7 @@ def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
         _fail(where, f"{value!r} is not one of {', '.join(choices)}")
 
 
-def parse_network(data: Any, where: str, inputs: int) -> NetworkSpec:
+def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0) -> NetworkSpec:
     """Parse and validate a ``network:`` mapping. ``inputs`` comes from the case (channels)."""
     if not isinstance(data, dict):
         _fail(where, "expected a mapping with 'layers'")
@@ -285,6 +296,9 @@ def parse_network(data: Any, where: str, inputs: int) -> NetworkSpec:
                 _fail(f"{lw}.alpha", f"must be in (0, 1], got {layer.alpha}")
             if layer.threshold <= 0:
                 _fail(f"{lw}.threshold", "must be > 0")
+            _check_choice(f"{lw}.method", layer.method, NORESET_METHODS)
+            if layer.k < 1 or layer.levels < 1 or layer.tau <= 0:
+                _fail(lw, "k and levels must be >= 1 and tau > 0")
         layers.append(layer)
     # Structure: weight layer then neuron layer, pairwise; the last neuron is the LI readout.
     for i, layer in enumerate(layers):
@@ -298,7 +312,7 @@ def parse_network(data: Any, where: str, inputs: int) -> NetworkSpec:
     for i, layer in enumerate(layers[:-1]):
         if layer.type == "li":
             _fail(f"{where}.layers[{i}]", "'li' is only allowed as the readout (last layer)")
-    return NetworkSpec(inputs=inputs, layers=tuple(layers), surrogate=surrogate)
+    return NetworkSpec(inputs=inputs, layers=tuple(layers), surrogate=surrogate, time_steps=time_steps)
 
 
 def validate_case(case: CaseSpec, where: str) -> None:
@@ -312,6 +326,8 @@ def validate_case(case: CaseSpec, where: str) -> None:
             _fail(f"{where}.{name}", "must be > 0")
     if case.epochs < 0:
         _fail(f"{where}.epochs", "must be >= 0")
+    if not 0.0 < case.input_rate <= 1.0:
+        _fail(f"{where}.input_rate", "must be in (0, 1]")
     if case.dataset == "random" and case.epochs:
         _fail(f"{where}.epochs", "a 'random' dataset case is timing only: epochs must be 0")
     if case.dataset != "random" and case.time_steps % 8:
@@ -369,7 +385,8 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
         if spec.id in seen:
             _fail(f"{cw}.id", f"duplicate case id {spec.id!r}")
         seen.add(spec.id)
-        network = parse_network(network_raw, f"{cw}.network" if "network" in raw else f"{where}.network", spec.channels)
+        network = parse_network(network_raw, f"{cw}.network" if "network" in raw else f"{where}.network",
+                                spec.channels, spec.time_steps)
         cases.append(Case(spec=spec, network=network))
     timing = parse_timing(data.get("timing", {}) or {}, f"{where}.timing")
     if quick and isinstance(quick_over.get("timing"), dict):
@@ -404,7 +421,7 @@ def expand_sweep(raw: Any, where: str) -> list[Any]:
     for values in itertools.product(*sweep.values()):
         combo = dict(zip(sweep.keys(), values))
         suffix = "-".join(f"{short.get(k, k)}{v}" for k, v in combo.items())
-        out.append({**base, **combo, "id": f"{base.get('id', 'case')}-{suffix}"})
+        out.append({**base, **combo, "id": f"{base.get('id', 'case')}-{suffix}", "group": base.get("id", "case")})
     return out
 
 
@@ -474,6 +491,18 @@ def init_weights(network: NetworkSpec, seed: int) -> dict[str, np.ndarray]:
             if layer.bias:
                 weights[f"layers.{i}.bias"] = rng.uniform(-bound, bound, (layer.out,)).astype(np.float32)
             n_in = layer.out
+        elif layer.type in ("psn", "masked_psn"):
+            T = network.time_steps
+            bound = 1.0 / math.sqrt(T)
+            weights[f"layers.{i}.psn_weight"] = rng.uniform(-bound, bound, (T, T)).astype(np.float32)
+            weights[f"layers.{i}.psn_bias"] = np.full((T,), -layer.threshold, np.float32)
+        elif layer.type == "sliding_psn":
+            weights[f"layers.{i}.taps"] = (layer.beta ** np.arange(layer.k)).astype(np.float32)
+            weights[f"layers.{i}.tap_bias"] = np.full((), -layer.threshold, np.float32)
+        elif layer.type == "dsn":
+            weights[f"layers.{i}.conv_weight"] = rng.uniform(-0.1, 0.1, (layer.k, n_in)).astype(np.float32)
+            # sigmoid(3.6)^(1/0.25) ~ 0.9: start near a LIF-like decay
+            weights[f"layers.{i}.conv_bias"] = np.full((n_in,), 3.6, np.float32)
         elif layer.learn_beta:
             weights[f"layers.{i}.beta"] = np.full((n_in,), layer.decay, np.float32)
     return weights
@@ -510,6 +539,7 @@ def case_from_dict(data: dict[str, Any]) -> Case:
         inputs=net["inputs"],
         layers=tuple(LayerSpec(**layer) for layer in net["layers"]),
         surrogate=SurrogateSpec(**net["surrogate"]),
+        time_steps=net.get("time_steps", 0),
     )
     return Case(spec=CaseSpec(**data["spec"]), network=network)
 

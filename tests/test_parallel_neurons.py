@@ -108,7 +108,7 @@ def test_torch_matches_jax(x):
     for fn in (TP.lif_noreset_loop, TP.lif_noreset_fft, TP.lif_noreset_chunked):
         np.testing.assert_allclose(fn(xt, 0.95).numpy(), want, rtol=1e-4, atol=1e-4)
     w, b = dsn_params()
-    wt, bt = torch.from_numpy(np.asarray(w)), torch.from_numpy(np.asarray(b))
+    wt, bt = torch.from_numpy(np.array(w)), torch.from_numpy(np.array(b))
     for levels in (1, 4):
         _, h_j = P.dsn_parallel(jnp.asarray(x), w, b, levels=levels)
         _, h_tp = TP.dsn_parallel(xt, wt, bt, levels=levels, chunk=32)
@@ -125,3 +125,53 @@ def test_torch_matches_jax(x):
     _, h_j = P.sliding_psn(jnp.asarray(x), jnp.asarray(taps), 0.1)
     _, h_t = TP.sliding_psn(xt, torch.from_numpy(taps), 0.1)
     np.testing.assert_allclose(h_t.numpy(), np.asarray(h_j), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------- in the runners and the harness
+from snnbench.spec import parse_suite  # noqa: E402
+
+NEURONS = [("lif_noreset", {"method": "assoc"}), ("lif_noreset", {"method": "fft"}), ("psn", {}),
+           ("masked_psn", {"k": 8}), ("sliding_psn", {"k": 8}), ("dsn", {"levels": 1}), ("dsn", {"levels": 4})]
+
+
+def parallel_case(kind, extra, T=48):
+    net = {"neuron": {"beta": 0.9, **extra}, "surrogate": {"name": "superspike", "slope": 1.0},
+           "layers": [{"type": "linear", "out": 16}, {"type": kind}, {"type": "linear", "out": 16}, {"type": kind}]}
+    return parse_suite({"suite": "p", "defaults": {"dataset": "random", "epochs": 0, "time_steps": T,
+                                                   "channels": 12, "batch": 4}, "network": net,
+                        "cases": [{"id": kind}]}, "p.yaml").cases[0]
+
+
+@pytest.mark.parametrize("kind, extra", NEURONS)
+def test_torch_parallel_neurons_pass_parity(kind, extra):
+    from snnbench.harness import parity
+
+    res = parity.compare(parallel_case(kind, extra), "torch", batch=4)
+    assert res["status"] == "pass", parity.summary(res)
+
+
+def test_adapters_without_parallel_neurons_refuse_them():
+    from snnbench.runners import get_runner_class
+
+    for name in ("snntorch", "norse", "spyx"):
+        cls = get_runner_class(name)
+        if cls.available().ok:
+            ok = cls().supports(parallel_case("dsn", {}))
+            assert not ok.ok and "dsn" in ok.reason
+
+
+def test_activity_and_parallel_error_records():
+    from snnbench.harness.execute import _activity
+    from snnbench.runners import get_runner_class
+    from snnbench.spec import init_weights
+
+    case = parallel_case("dsn", {"levels": 4}, T=64)
+    recs = {}
+    for name in ("reference", "torch"):
+        r = get_runner_class(name)()
+        r.build(case, "cpu", 0)
+        r.set_weights(init_weights(case.network, 0))
+        x = (np.random.default_rng(0).random((4, 64, 12)) < 0.3).astype(np.float32)
+        _activity(case, r, x, lambda metric, **kw: recs.__setitem__((name, metric), kw))
+        assert recs[(name, "parallel_error")]["value"] < 1e-3  # fraction of outputs that differ
+        assert 0 <= recs[(name, "firing_rate")]["value"] <= 1

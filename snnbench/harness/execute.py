@@ -105,11 +105,12 @@ def stats_with_flag(samples: list[float], cv_threshold: float) -> dict[str, Any]
 
 def one_batch(case: Case, test) -> tuple[np.ndarray, np.ndarray]:
     """The batch every runner is timed on: the first test samples (tiled to a full batch), or for a
-    ``random`` case one seeded Bernoulli(0.1) spike input."""
+    ``random`` case one seeded Bernoulli(``input_rate``) spike input."""
     B = case.spec.batch
     if test is None:
         rng = np.random.default_rng(case.spec.seed + 4321)
-        x = (rng.random((B, case.spec.time_steps, case.network.inputs), dtype=np.float32) < 0.1).astype(np.float32)
+        shape = (B, case.spec.time_steps, case.network.inputs)
+        x = (rng.random(shape, dtype=np.float32) < case.spec.input_rate).astype(np.float32)
         return x, rng.integers(0, case.network.outputs, B)
     n = min(B, len(test))
     x, y = test.dense(slice(0, n)), test.labels[:n]
@@ -117,6 +118,22 @@ def one_batch(case: Case, test) -> tuple[np.ndarray, np.ndarray]:
         reps = -(-B // n)
         x, y = np.concatenate([x] * reps)[:B], np.concatenate([y] * reps)[:B]
     return x, y
+
+
+def _activity(case: Case, runner, x: np.ndarray, record) -> None:
+    """Firing rate per spiking layer (events: non-zero outputs; integer neurons count their value)
+    and, for neurons with a parallel training form, its distance from the step-by-step form."""
+    out = runner.forward(x)
+    layers = [{"rate": float(np.mean(s != 0)), "events": float(np.sum(s))} for s in out.spikes]
+    if layers:
+        record("firing_rate", unit="fraction", value=float(np.mean([la["rate"] for la in layers])),
+               extra={"layers": layers})
+    serial = runner.serial_forward(x)
+    if serial is not None:  # value: the fraction of outputs on which the two forms disagree
+        err = float(np.max(np.abs(serial.readout - out.readout)))
+        flips = [float(np.mean(a != b)) for a, b in zip(serial.spikes, out.spikes)]
+        record("parallel_error", unit="fraction", value=max(flips) if flips else 0.0,
+               extra={"max_abs_readout_err": err, "output_mismatch_fraction": flips})
 
 
 def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy) -> None:
@@ -141,6 +158,8 @@ def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy)
         record(metric, unit="ms", samples=samples, stats=stats, value=stats["median"],
                peak_rss_bytes=peak_rss_bytes(), peak_device_bytes=runner.peak_memory_bytes(),
                extra={"warmup_ms": [w * 1e3 for w in warm]}, **fields)
+    if case.spec.dataset == "random":
+        _activity(case, runner, x, record)
     if train is None or case.spec.epochs == 0:
         return
 

@@ -209,7 +209,8 @@ def scaling_points(run: Run) -> list[dict[str, Any]]:
         if r.get("status") == "ok" and r.get("metric") in ("fwd_ms", "fwdbwd_ms") and "n" in shape and r.get("stats"):
             st = r["stats"]
             pts.append({"runner": r["runner"], "metric": r["metric"], "n": shape["n"], "T": shape["T"],
-                        "batch": shape.get("batch"), "median": st["median"], "ci_low": st["ci_low"],
+                        "batch": shape.get("batch"), "group": shape.get("group"), "median": st["median"],
+                        "ci_low": st["ci_low"],
                         "ci_high": st["ci_high"]})
     return pts
 

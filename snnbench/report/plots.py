@@ -114,21 +114,26 @@ def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], ti
     if len({p[x_key] for p in pts}) < 2:
         return None
     panels = sorted({tuple(p[k] for k in fixed) for p in pts})[:6]
-    runners = sorted({p["runner"] for p in pts})
+    several = len({p.get("group") for p in pts}) > 1  # e.g. one line per neuron type and runner
+    series = sorted({(p["runner"], p.get("group") if several else None) for p in pts}, key=str)
     fig, axes = _figure(4.2 * min(3, len(panels)), 3.6 * ((len(panels) + 2) // 3), ncols=1)
     fig.clf()
     cols = min(3, len(panels))
     rows = (len(panels) + cols - 1) // cols
     for j, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, j + 1)
-        for i, runner in enumerate(runners):
-            line = sorted((p for p in pts if p["runner"] == runner and tuple(p[k] for k in fixed) == panel),
-                          key=lambda p: p[x_key])
+        groups = sorted({g for _, g in series}, key=str)
+        styles = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1)), (0, (5, 5))]
+        for runner, group in series:
+            line = sorted((p for p in pts if p["runner"] == runner and (group is None or p.get("group") == group)
+                           and tuple(p[k] for k in fixed) == panel), key=lambda p: p[x_key])
             if not line:
                 continue
             xs, ys = [p[x_key] for p in line], [p["median"] for p in line]
             err = [[y - p["ci_low"] for y, p in zip(ys, line)], [p["ci_high"] - y for y, p in zip(ys, line)]]
-            ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, color=colour(runner), label=runner)
+            ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, color=colour(runner),
+                        linestyle=styles[groups.index(group) % len(styles)],
+                        label=runner if group is None else f"{runner} {group}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(x_key)
@@ -136,6 +141,6 @@ def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], ti
         ax.set_title(", ".join(f"{k}={v}" for k, v in zip(fixed, panel)), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         if j == 0:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6 if several else 7, ncol=2 if several else 1)
     fig.suptitle(title, fontsize=10)
     return _png(fig)

@@ -89,6 +89,8 @@ class Runner(abc.ABC):
     name: ClassVar[str] = ""
     #: the framework's package, for the version in records
     framework: ClassVar[str] = ""
+    #: neuron layer types this runner can express; other cases are skipped with a reason
+    neuron_types: ClassVar[frozenset[str]] = frozenset({"lif", "if", "li", "cuba_lif"})
 
     # ------------------------------------------------------------------ availability and support
     @classmethod
@@ -102,6 +104,9 @@ class Runner(abc.ABC):
 
     def supports(self, case: Case) -> Support:
         """Whether the runner can express ``case`` exactly (or with a declared deviation)."""
+        for i, layer in enumerate(case.network.layers):
+            if layer.is_neuron and layer.type not in self.neuron_types:
+                return Support.no(f"layer {i}: {layer.type} neurons are not implemented for {self.name}")
         return Support.yes()
 
     # ------------------------------------------------------------------------------ life cycle
@@ -162,6 +167,11 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def barrier(self, value: Any = None) -> None:
         """Block until all queued device work (and ``value``, if given) is done."""
+
+    def serial_forward(self, x: np.ndarray) -> ForwardResult | None:
+        """Like :meth:`forward`, with parallel-in-time neurons in their step-by-step form; None
+        where the runner has no such neurons."""
+        return None
 
     def gemm_floor(self, policy) -> dict[str, Any] | None:
         """Seconds per call of the workload's essential matrix products alone, in this framework on

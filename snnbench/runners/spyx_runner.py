@@ -48,16 +48,8 @@ def _activation(name: str, slope: float):
 class SpyxRunner(JaxRunnerBase):
     name = "spyx"
     framework = "spyx"
-
-    @classmethod
-    def available(cls) -> Support:
-        try:
-            import flax  # noqa: F401
-            import optax  # noqa: F401
-            import spyx  # noqa: F401
-        except ImportError as exc:
-            return Support.no(f"missing package: {exc.name} (pip install 'snnbench[spyx]')")
-        return Support.yes()
+    requires = ("jax", "optax", "flax", "spyx")
+    extra = "spyx"
 
     def supports(self, case: Case) -> Support:
         if case.spec.dtype != "float32":
@@ -67,7 +59,7 @@ class SpyxRunner(JaxRunnerBase):
                 return Support.no(f"layer {i}: cuba_lif is not mapped to spyx.nn.CuBaLIF")
             if layer.spiking and layer.reset != "subtract":
                 return Support.no(f"layer {i}: spyx LIF only resets by subtraction (spec: {layer.reset})")
-        return Support.yes()
+        return super().supports(case)
 
     def info(self) -> RunnerInfo:
         import flax

@@ -119,7 +119,7 @@ class TorchRunnerBase(Runner):
             return Support.no(f"dtype {case.spec.dtype} not implemented for {self.name}")
         if case.spec.augment_shift:
             return Support.no("on-device shift augmentation is implemented only in the JAX runners")
-        return Support.yes()
+        return super().supports(case)
 
     # ------------------------------------------------------------------------ adapter hooks
     def make_model(self, case: Case):

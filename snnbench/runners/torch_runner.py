@@ -2,6 +2,10 @@
 run eagerly (``torch``) and under ``torch.compile`` (``torch-compile``, its compile time recorded
 apart as ``compile_s``).
 
+Parallel-in-time neurons (long-sequence suite) use :mod:`.torchmath.parallel`: PyTorch has no
+associative scan, so ``lif_noreset`` with ``method: assoc`` and DSN's parallel form run as a chunked
+scan (declared in the mode).
+
 Spec mapping: every field is expressed exactly (this file *is* the canonical equations of
 :mod:`snnbench.spec` in PyTorch). ``linear`` is ``nn.Linear`` applied to all ``T * B`` rows at once;
 neurons loop over time in Python; the surrogate is one ``torch.autograd.Function`` with the
@@ -11,7 +15,7 @@ canonical formulas. Not expressed: dtypes other than float32 and on-device shift
 
 from __future__ import annotations
 
-from ..spec import Case, NetworkSpec
+from ..spec import PARALLEL_TYPES, Case, NetworkSpec, weight_shapes
 from .base import RunnerInfo
 from .torch_common import TorchRunnerBase, spike
 
@@ -65,19 +69,51 @@ def build_canonical_module(net: NetworkSpec):
         def forward(self):
             return self.beta.clamp(0.0, 1.0) if hasattr(self, "beta") else self.value
 
+    shapes = weight_shapes(net)
+
+    class ParallelNeuron(nn.Module):
+        """Parameters of a parallel-in-time neuron layer, named as the canonical weights."""
+
+        def __init__(self, index: int):
+            super().__init__()
+            for key, shape in shapes.items():
+                _, i, kind = key.split(".")
+                if int(i) == index:
+                    self.register_parameter(kind, nn.Parameter(torch.zeros(shape)))
+
     class CanonicalSNN(nn.Module):
         def __init__(self):
             super().__init__()
             self.spec = net
             self.surrogate = (net.surrogate.name, net.surrogate.slope)
+            self.serial = False  # parallel-in-time neurons: use their step-by-step form
             layers, n_in = [], net.inputs
-            for layer, n in zip(net.layers, net.sizes()):
+            for i, (layer, n) in enumerate(zip(net.layers, net.sizes())):
                 if layer.type == "linear":
                     layers.append(nn.Linear(n_in, n, bias=layer.bias))
+                elif layer.type in PARALLEL_TYPES:
+                    layers.append(ParallelNeuron(i))
                 else:
                     layers.append(Decay(layer.decay, n, layer.learn_beta))
                 n_in = n
             self.layers = nn.ModuleList(layers)
+
+        def parallel_neuron(self, layer, module, h):
+            from .torchmath import parallel as P
+
+            name, slope = self.surrogate
+            if layer.type == "lif_noreset":
+                method = "scan" if self.serial else layer.method
+                fn = {"scan": P.lif_noreset_loop, "assoc": P.lif_noreset_chunked, "fft": P.lif_noreset_fft}[method]
+                return spike(fn(h, layer.beta) - layer.threshold, name, slope)
+            if layer.type == "psn":
+                return P.psn(h, module.psn_weight, module.psn_bias, name, slope)[0]
+            if layer.type == "masked_psn":
+                return P.masked_psn(h, module.psn_weight, module.psn_bias, layer.k, name, slope)[0]
+            if layer.type == "sliding_psn":
+                return P.sliding_psn(h, module.taps, module.tap_bias, name, slope)[0]
+            fn = P.dsn_serial if self.serial else P.dsn_parallel
+            return fn(h, module.conv_weight, module.conv_bias, layer.tau, layer.levels, name, slope)[0]
 
         def forward(self, x):
             assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
@@ -87,6 +123,9 @@ def build_canonical_module(net: NetworkSpec):
                     h = module(h)  # one GEMM over all T * B rows
                 elif layer.type == "li":
                     return spikes, _leaky_sequence(h, module())
+                elif layer.type in PARALLEL_TYPES:
+                    h = self.parallel_neuron(layer, module, h)
+                    spikes.append(h)
                 else:
                     if layer.type == "cuba_lif":
                         h = _leaky_sequence(h, layer.alpha)
@@ -101,16 +140,22 @@ class TorchRunner(TorchRunnerBase):
     name = "torch"
     framework = "torch"
     mode = "eager; per layer one GEMM over T*B rows + Python loop over time"
+    neuron_types = frozenset({"lif", "if", "li", "cuba_lif"} | set(PARALLEL_TYPES))
 
     def make_model(self, case: Case):
         return build_canonical_module(case.network)
 
     def param_names(self) -> dict[str, str]:
-        names = super().param_names()
-        for i, layer in enumerate(self.case.network.layers):
-            if layer.is_neuron and layer.learn_beta:
-                names[f"layers.{i}.beta"] = f"layers.{i}.beta"
-        return names
+        return {k: k for k in weight_shapes(self.case.network)}  # module paths are the canonical names
+
+    def serial_forward(self, x):
+        if not any(layer.type in ("lif_noreset", "dsn") for layer in self.case.network.layers):
+            return None
+        self.model.serial = True
+        try:
+            return self.forward(x)
+        finally:
+            self.model.serial = False
 
     def info(self) -> RunnerInfo:
         import torch

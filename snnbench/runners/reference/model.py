@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...spec import LayerSpec, NetworkSpec
-from . import neurons
+from . import neurons, parallel
 
 
 class NetOutput(NamedTuple):
@@ -26,16 +26,46 @@ class NetOutput(NamedTuple):
 class Neuron(hk.Module):
     """Thin Haiku shell: owns the (optionally trainable) decay, delegates the dynamics."""
 
-    def __init__(self, layer: LayerSpec, size: int, surrogate: tuple[str, float], unroll: int, name: str):
+    def __init__(self, layer: LayerSpec, size: int, surrogate: tuple[str, float], unroll: int, name: str,
+                 serial: bool = False):
         super().__init__(name=name)
         self.layer, self.size, self.surrogate, self.unroll = layer, size, surrogate, unroll
+        self.serial = serial  # parallel-in-time neurons: run their step-by-step form instead
 
     def _beta(self, dtype) -> jax.Array | float:
         if self.layer.learn_beta:
             return hk.get_parameter("beta", [self.size], dtype, init=hk.initializers.Constant(self.layer.decay))
         return self.layer.decay
 
+    def _param(self, name: str, shape) -> jax.Array:
+        # Initial values always come from the canonical weights (set_weights); zeros here only shape them.
+        return hk.get_parameter(name, list(shape), jnp.float32, init=jnp.zeros)
+
+    def _parallel(self, current: jax.Array) -> neurons.LIFOutput:
+        """Parallel-in-time neurons; the ``membrane`` slot holds their pre-activation ``H``."""
+        layer, (name, slope) = self.layer, self.surrogate
+        T, n = current.shape[0], self.size
+        if layer.type == "lif_noreset":
+            fn = {"scan": parallel.lif_noreset_scan, "assoc": parallel.lif_noreset_assoc,
+                  "fft": parallel.lif_noreset_fft}["scan" if self.serial else layer.method]
+            v = fn(current, layer.beta)
+            return neurons.LIFOutput(neurons.spike(v - layer.threshold, name, slope), v)
+        if layer.type in ("psn", "masked_psn"):
+            w, b = self._param("psn_weight", (T, T)), self._param("psn_bias", (T,))
+            if layer.type == "psn":
+                return neurons.LIFOutput(*parallel.psn(current, w, b, name, slope))
+            return neurons.LIFOutput(*parallel.masked_psn(current, w, b, layer.k, name, slope))
+        if layer.type == "sliding_psn":
+            taps, bias = self._param("taps", (layer.k,)), self._param("tap_bias", ())
+            return neurons.LIFOutput(*parallel.sliding_psn(current, taps, bias, name, slope))
+        w, b = self._param("conv_weight", (layer.k, n)), self._param("conv_bias", (n,))
+        fn = parallel.dsn_serial if self.serial else parallel.dsn_parallel
+        out, h = fn(current, w, b, layer.tau, layer.levels, name, slope)
+        return neurons.LIFOutput(out, h.astype(current.dtype))
+
     def __call__(self, current: jax.Array) -> jax.Array | neurons.LIFOutput:
+        if self.layer.type in parallel_types():
+            return self._parallel(current)
         layer, beta = self.layer, self._beta(current.dtype)
         if layer.type == "li":
             return neurons.leaky_integrator(current, beta, unroll=self.unroll)
@@ -55,8 +85,17 @@ class Neuron(hk.Module):
         return neurons.lif(current, beta, **kw)
 
 
-def make_network(net: NetworkSpec, unroll: int = 1) -> hk.Transformed:
-    """A Haiku network ``x [T, B, C] -> NetOutput``; module ``layer{i}`` holds spec layer ``i``."""
+def parallel_types() -> tuple[str, ...]:
+    from ...spec import PARALLEL_TYPES
+
+    return PARALLEL_TYPES
+
+
+def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.Transformed:
+    """A Haiku network ``x [T, B, C] -> NetOutput``; module ``layer{i}`` holds spec layer ``i``.
+
+    ``serial``: parallel-in-time neurons use their sequential (inference) form, to measure how far
+    the parallel training form is from it."""
     sizes = net.sizes()
     surrogate = (net.surrogate.name, net.surrogate.slope)
 
@@ -68,7 +107,7 @@ def make_network(net: NetworkSpec, unroll: int = 1) -> hk.Transformed:
                 lin = hk.Linear(n, with_bias=layer.bias, name=f"layer{i}")
                 h = lin(h.reshape(T * B, -1)).reshape(T, B, n)
             else:
-                out = Neuron(layer, n, surrogate, unroll, name=f"layer{i}")(h)
+                out = Neuron(layer, n, surrogate, unroll, name=f"layer{i}", serial=serial)(h)
                 if layer.type == "li":
                     return NetOutput(tuple(spikes), out)
                 spikes.append(out.spikes)
@@ -86,7 +125,7 @@ def to_haiku(weights: dict[str, np.ndarray]) -> dict[str, dict[str, jax.Array]]:
     params: dict[str, dict[str, jax.Array]] = {}
     for key, value in weights.items():
         _, i, kind = key.split(".")
-        name = {"weight": "w", "bias": "b", "beta": "beta"}[kind]
+        name = {"weight": "w", "bias": "b"}.get(kind, kind)
         arr = np.asarray(value, np.float32)
         params.setdefault(f"layer{i}", {})[name] = jnp.asarray(arr.T if kind == "weight" else arr)
     return params
@@ -98,7 +137,7 @@ def from_haiku(params) -> dict[str, np.ndarray]:
     for module, leaves in params.items():
         i = module.removeprefix("layer")
         for name, value in leaves.items():
-            kind = {"w": "weight", "b": "bias", "beta": "beta"}[name]
+            kind = {"w": "weight", "b": "bias"}.get(name, name)
             arr = np.asarray(value, np.float32)
             out[f"layers.{i}.{kind}"] = arr.T.copy() if kind == "weight" else arr
     return out

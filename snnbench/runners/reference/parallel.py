@@ -95,23 +95,15 @@ def dsn_decay_log(x: jax.Array, conv_w: jax.Array, conv_b: jax.Array, tau: float
     return jax.nn.log_sigmoid(causal_taps(x, conv_w) + conv_b) / tau
 
 
-@jax.custom_jvp
-def _round_ste(h):
-    return jnp.round(h)
-
-
-@_round_ste.defjvp
-def _round_ste_jvp(primals, tangents):
-    (h,), (dh,) = primals, tangents
-    return jnp.round(h), dh  # straight-through
-
-
 def dsn_output(h: jax.Array, levels: int, surrogate: str = "superspike", slope: float = 1.0) -> jax.Array:
     """``clip(round(h), 0, levels)``: a spike for ``levels = 1`` (surrogate at ``h = 0.5``), else an
     integer activation with a straight-through gradient inside ``[-0.5, levels + 0.5]``."""
     if levels == 1:
         return spike(h - 0.5, surrogate, slope)
-    return jnp.clip(_round_ste(h), 0, levels)  # clip passes the gradient only where it does not clip
+    r = jnp.round(h)
+    inside = ((r >= 0) & (r <= levels)).astype(h.dtype)
+    # value clip(round(h)); derivative 1 where round(h) is a level (edges included), else 0
+    return jnp.clip(r, 0, levels) + (h - jax.lax.stop_gradient(h)) * jax.lax.stop_gradient(inside)
 
 
 def dsn_parallel(x, conv_w, conv_b, tau: float = 0.25, levels: int = 1, surrogate: str = "superspike",

@@ -63,17 +63,22 @@ class JaxRunnerBase(Runner):
     """
 
     framework = "jax"
+    #: packages that must import, and the extra that installs them
+    requires: tuple[str, ...] = ("jax", "optax")
+    extra = "jax"
 
     def __init__(self, unroll: int = 1):
         self.unroll = unroll
 
     @classmethod
     def available(cls) -> Support:
-        try:
-            import jax  # noqa: F401
-            import optax  # noqa: F401
-        except ImportError as exc:
-            return Support.no(f"missing package: {exc.name}")
+        import importlib
+
+        for package in cls.requires:
+            try:
+                importlib.import_module(package)
+            except ImportError as exc:
+                return Support.no(f"missing package: {exc.name} (pip install 'snnbench[{cls.extra}]')")
         return Support.yes()
 
     def device_available(self, device: str) -> Support:
@@ -308,21 +313,13 @@ class ReferenceRunner(JaxRunnerBase):
     """The suite's yardstick: Haiku modules over the pure neuron functions of :mod:`.neurons`."""
 
     name = "reference"
-
-    @classmethod
-    def available(cls) -> Support:
-        try:
-            import haiku  # noqa: F401
-            import jax  # noqa: F401
-            import optax  # noqa: F401
-        except ImportError as exc:
-            return Support.no(f"missing package: {exc.name} (pip install 'snnbench[jax]')")
-        return Support.yes()
+    requires = ("jax", "optax", "haiku")
+    neuron_types = frozenset({"lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn"})
 
     def supports(self, case: Case) -> Support:
         if case.spec.dtype != "float32":
             return Support.no(f"dtype {case.spec.dtype} not implemented in the reference yet")
-        return Support.yes()
+        return super().supports(case)
 
     def info(self) -> RunnerInfo:
         import haiku
@@ -344,6 +341,19 @@ class ReferenceRunner(JaxRunnerBase):
 
     def _apply(self, params, x):
         return self.network.apply(params, x)
+
+    def serial_forward(self, x: np.ndarray) -> ForwardResult | None:
+        import jax
+
+        from .model import make_network
+
+        if not any(layer.type in ("lif_noreset", "dsn") for layer in self.case.network.layers):
+            return None
+        serial = make_network(self.case.network, unroll=self.unroll, serial=True)
+        xt, _ = self.prepare_batch(x, np.zeros(len(x)))
+        out = jax.jit(serial.apply)(self.params, xt)
+        return ForwardResult(spikes=[np.swapaxes(np.asarray(s), 0, 1) for s in out.spikes],
+                             readout=np.swapaxes(np.asarray(out.readout), 0, 1))
 
     def _to_params(self, weights):
         from .model import to_haiku

@@ -5,6 +5,7 @@ PyTorch has no stable associative scan, so the parallel recurrences here are *ch
 chunk of ``C`` steps the recurrence is one ``[C, C]`` matrix product with decays
 ``exp(L_t - L_s)`` of chunk-local log-decay sums ``L`` (bounded, so no precision is lost and no
 cumulative product is divided by); a short loop carries the state across the ``T / C`` chunks.
+Work grows as ``T * C``; ``C = 16`` was the fastest measured on a 2-core CPU (T = 4096).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def lif_noreset_fft(x: torch.Tensor, beta: float) -> torch.Tensor:
     return torch.fft.irfft(spec, n=n, dim=0)[:T].to(x.dtype)
 
 
-def chunked_linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+def chunked_linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """``h_t = exp(log_a_t) h_{t-1} + b_t`` (``h_{-1} = 0``) for ``[T, ...]`` inputs, chunk-parallel.
 
     Float32 accumulation; ``log_a <= 0`` is assumed (decays).
@@ -60,7 +61,7 @@ def chunked_linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int = 64) -
     return torch.cat(out).reshape((T,) + rest)
 
 
-def lif_noreset_chunked(x: torch.Tensor, beta: float, chunk: int = 64) -> torch.Tensor:
+def lif_noreset_chunked(x: torch.Tensor, beta: float, chunk: int = 16) -> torch.Tensor:
     return chunked_linear_scan(torch.full_like(x, math.log(beta)), x, chunk).to(x.dtype)
 
 
@@ -88,27 +89,19 @@ def sliding_psn(x, taps, bias, surrogate="superspike", slope=1.0):
     return spike(h, surrogate, slope), h
 
 
-class _RoundSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h):
-        return torch.round(h)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
 def dsn_output(h, levels, surrogate="superspike", slope=1.0):
     if levels == 1:
         return spike(h - 0.5, surrogate, slope)
-    return torch.clamp(_RoundSTE.apply(h), 0, levels)
+    r = torch.round(h)
+    inside = ((r >= 0) & (r <= levels)).to(h.dtype)
+    return torch.clamp(r, 0, levels) + (h - h.detach()) * inside  # straight-through inside the levels
 
 
 def dsn_decay_log(x, conv_w, conv_b, tau):
     return torch.nn.functional.logsigmoid(causal_taps(x, conv_w) + conv_b) / tau
 
 
-def dsn_parallel(x, conv_w, conv_b, tau=0.25, levels=1, surrogate="superspike", slope=1.0, chunk=64):
+def dsn_parallel(x, conv_w, conv_b, tau=0.25, levels=1, surrogate="superspike", slope=1.0, chunk=16):
     x32 = x.float()
     log_a = dsn_decay_log(x32, conv_w.float(), conv_b.float(), tau)
     h = chunked_linear_scan(log_a, -torch.expm1(log_a) * x32, chunk)
