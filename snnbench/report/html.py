@@ -193,6 +193,9 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
                               "time vs neurons"))
             parts.append(_img(plots.scaling(layer_points, "T", ("n", "batch"), "forward+backward time vs time steps T"),
                               "time vs T"))
+            parts.append(_img(plots.scaling(layer_points, "T", ("n", "batch"), "peak memory vs time steps T",
+                                            y_key="peak_mib", ylabel="peak memory (MiB)"), "memory vs T"))
+            parts.append(sequence_tables(run, layer_points))
         parts.append(parity_section(run))
         parts.append("<h3>Failures and skips</h3>" + problems(run))
     parts.append("<h2>Environment</h2>" + "".join(environment(run) for run in runs))
@@ -208,11 +211,53 @@ def scaling_points(run: Run) -> list[dict[str, Any]]:
         shape = r.get("shape") or {}
         if r.get("status") == "ok" and r.get("metric") in ("fwd_ms", "fwdbwd_ms") and "n" in shape and r.get("stats"):
             st = r["stats"]
+            mem = r.get("peak_device_bytes") or r.get("peak_rss_bytes") or 0
             pts.append({"runner": r["runner"], "metric": r["metric"], "n": shape["n"], "T": shape["T"],
+                        "peak_mib": mem / 2**20,
                         "batch": shape.get("batch"), "group": shape.get("group"), "median": st["median"],
                         "ci_low": st["ci_low"],
                         "ci_high": st["ci_high"]})
     return pts
+
+
+def _baseline_for(group: str, groups: set[str], prefix: str) -> str | None:
+    """The baseline group with ``prefix`` and the same layer-count suffix (``psn-1L`` for ``dsn-spike-1L``)."""
+    suffix = group.rsplit("-", 1)[-1]
+    found = [g for g in groups if g.startswith(prefix) and g.rsplit("-", 1)[-1] == suffix]
+    return found[0] if found else None
+
+
+def sequence_tables(run: Run, points: list[dict[str, Any]]) -> str:
+    """For sweeps over T with several neuron groups: the largest T each ran, and fwd+bwd speed-ups
+    against the sequential LIF (``lif-seq-*``) and PSN (``psn-*``) of the same depth and runner."""
+    groups = {p.get("group") for p in points}
+    if len(groups) < 2 or len({p["T"] for p in points}) < 2:
+        return ""
+    fwdbwd = {(p["runner"], p["group"], p["T"]): p["median"] for p in points if p["metric"] == "fwdbwd_ms"}
+    failed: dict[tuple[str, str], list[str]] = {}
+    for r in run.records:
+        shape = r.get("shape") or {}
+        if r.get("metric") == "job" or "group" not in shape:
+            continue
+        if r.get("status") in ("oom", "timeout", "crashed", "failed"):
+            failed.setdefault((r["runner"], shape["group"]), []).append(f"T={shape['T']}: {r['status']}")
+    rows = []
+    for runner, group in sorted({(k[0], k[1]) for k in fwdbwd}):
+        ts = sorted(T for (r_, g, T) in fwdbwd if r_ == runner and g == group)
+        t_max = ts[-1]
+        cells = [e(group), e(runner), str(t_max), e("; ".join(failed.get((runner, group), [])) or "none")]
+        for prefix in ("lif-seq", "psn-"):
+            base = _baseline_for(group, groups, prefix)
+            b = fwdbwd.get((runner, base, t_max)) if base else None
+            mine = fwdbwd[(runner, group, t_max)]
+            cells.append(f"{b / mine:.2f}x" if b else "-")
+        rows.append("<tr>" + "".join(f'<td class="t">{c}</td>' for c in cells) + "</tr>")
+    head = "".join(f'<th class="t">{h}</th>' for h in ("neuron", "runner", "largest T run", "failed at",
+                                                       "speed-up vs sequential LIF", "speed-up vs PSN"))
+    return ("<h3>Long sequences</h3><p class=muted>Speed-ups: forward+backward time of the same-depth "
+            "sequential LIF (or PSN), same runner, at the largest T both ran, divided by this neuron's. "
+            "Above 1: this neuron is faster.</p>"
+            f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def markdown(runs: list[Run], target_acc: float = 0.8) -> str:

@@ -103,7 +103,8 @@ def memory_bars(rows: list[dict[str, Any]]) -> bytes | None:
     return _png(fig)
 
 
-def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], title: str) -> bytes | None:
+def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], title: str,
+            y_key: str = "median", ylabel: str = "fwd+bwd time (ms)") -> bytes | None:
     """Forward+backward time against ``x_key`` on log-log axes with CI error bars: one panel per
     combination of the ``fixed`` shape fields, one line per runner. None if ``x_key`` takes fewer
     than two values (nothing to scale over).
@@ -129,15 +130,16 @@ def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], ti
                            and tuple(p[k] for k in fixed) == panel), key=lambda p: p[x_key])
             if not line:
                 continue
-            xs, ys = [p[x_key] for p in line], [p["median"] for p in line]
-            err = [[y - p["ci_low"] for y, p in zip(ys, line)], [p["ci_high"] - y for y, p in zip(ys, line)]]
+            xs, ys = [p[x_key] for p in line], [p[y_key] for p in line]
+            err = ([[y - p["ci_low"] for y, p in zip(ys, line)], [p["ci_high"] - y for y, p in zip(ys, line)]]
+                   if y_key == "median" else None)
             ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, color=colour(runner),
                         linestyle=styles[groups.index(group) % len(styles)],
                         label=runner if group is None else f"{runner} {group}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(x_key)
-        ax.set_ylabel("fwd+bwd time (ms)")
+        ax.set_ylabel(ylabel)
         ax.set_title(", ".join(f"{k}={v}" for k, v in zip(fixed, panel)), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         if j == 0:
