@@ -17,7 +17,8 @@ Canonical semantics (every runner must compute exactly this, or say how it devia
 * ``cuba_lif`` (current-based): ``syn_t = alpha * syn_{t-1} + I_t`` and ``syn_t`` drives a ``lif``.
 * ``li`` (leaky integrator readout, no spikes): ``v_t = beta * v_{t-1} + I_t``; the readout trace is
   ``v`` of shape ``[B, T, O]``.
-* Loss: softmax cross-entropy of ``mean_t v_t`` (``loss: mean``) or ``max_t v_t`` (``loss: max``).
+* Loss: softmax cross-entropy of ``mean_t v_t`` (``loss: mean``), ``max_t v_t`` (``loss: max``) or
+  the last step's ``v_{T-1}`` (``loss: last``).
   A network may also end in a spiking layer (the one-layer sweep); its spike train is then the
   readout, and the loss is the same cross-entropy over its time-mean.
 
@@ -45,8 +46,9 @@ NEURON_TYPES = ("lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn
 PARALLEL_TYPES = ("lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
 NORESET_METHODS = ("scan", "assoc", "fft")
 WEIGHT_TYPES = ("linear",)
-LOSSES = ("mean", "max")
-DATASETS = ("shd", "random")  # random: one shared Bernoulli input, timing only (epochs: 0)
+LOSSES = ("mean", "max", "last")
+#: random: one shared Bernoulli input, timing only (epochs: 0); cue: the long-range recall task
+DATASETS = ("shd", "random", "cue")
 DEVICES = ("cpu", "gpu", "tpu", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
 OPTIMIZERS = ("adam", "sgd")
@@ -150,6 +152,7 @@ class CaseSpec:
     device: str = "auto"
     dtype: str = "float32"
     input_rate: float = 0.1  # dataset random: spike probability per input channel and step
+    eval_time_steps: tuple[int, ...] = ()  # after training, evaluate step by step at these lengths
     train_samples: int | None = None  # None: the whole split
     test_samples: int | None = None
     timeout_s: float = 3600.0
@@ -241,6 +244,11 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(where, f"expected a number, got {value!r}")
         return float(value)
+    if t.startswith("tuple[int"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                           for v in value):
+            _fail(where, f"expected a list of integers, got {value!r}")
+        return tuple(value)
     if t == "bool":
         if not isinstance(value, bool):
             _fail(where, f"expected true or false, got {value!r}")
@@ -326,6 +334,10 @@ def validate_case(case: CaseSpec, where: str) -> None:
             _fail(f"{where}.{name}", "must be > 0")
     if case.epochs < 0:
         _fail(f"{where}.epochs", "must be >= 0")
+    if any(t <= 0 or t % 8 for t in case.eval_time_steps):
+        _fail(f"{where}.eval_time_steps", "each length must be a positive multiple of 8")
+    if case.dataset == "cue" and case.epochs < 1:
+        _fail(f"{where}.epochs", "the cue task trains: epochs must be >= 1")
     if not 0.0 < case.input_rate <= 1.0:
         _fail(f"{where}.input_rate", "must be in (0, 1]")
     if case.dataset == "random" and case.epochs:
@@ -541,7 +553,9 @@ def case_from_dict(data: dict[str, Any]) -> Case:
         surrogate=SurrogateSpec(**net["surrogate"]),
         time_steps=net.get("time_steps", 0),
     )
-    return Case(spec=CaseSpec(**data["spec"]), network=network)
+    spec = dict(data["spec"])
+    spec["eval_time_steps"] = tuple(spec.get("eval_time_steps", ()))
+    return Case(spec=CaseSpec(**spec), network=network)
 
 
 def gemm_shapes(case: Case) -> list[tuple[int, int, int]]:

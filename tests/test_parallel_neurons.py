@@ -175,3 +175,55 @@ def test_activity_and_parallel_error_records():
         _activity(case, r, x, lambda metric, **kw: recs.__setitem__((name, metric), kw))
         assert recs[(name, "parallel_error")]["value"] < 1e-3  # fraction of outputs that differ
         assert 0 <= recs[(name, "firing_rate")]["value"] <= 1
+
+
+def test_cue_task_generator():
+    from snnbench.data.cue import CLASSES, CUE_STEPS, make_cue_split
+
+    d = make_cue_split(64, 128, 16, seed=1)
+    x = d.dense()
+    assert x.shape == (64, 128, 16) and set(np.unique(d.labels)) <= set(range(CLASSES))
+    group = 16 // (2 * CLASSES)
+    for i in range(8):  # during the cue, the labelled group is far busier than the others
+        k = d.labels[i]
+        cue = x[i, :CUE_STEPS, :CLASSES * group].reshape(CUE_STEPS, CLASSES, group).mean(axis=(0, 2))
+        assert cue.argmax() == k
+    longer = make_cue_split(64, 512, 16, seed=1)
+    np.testing.assert_array_equal(longer.labels, d.labels)  # same seed: same classes at any length
+
+
+def test_extrapolation_records_through_the_cli(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    suite = tmp_path / "x.yaml"
+    suite.write_text(yaml.safe_dump({
+        "suite": "x", "runners": ["reference", "torch"],
+        "defaults": {"dataset": "cue", "time_steps": 64, "eval_time_steps": [128, 256], "epochs": 1, "batch": 16,
+                     "channels": 16, "loss": "last", "train_samples": 64, "test_samples": 32},
+        "timing": {"warmup": 1, "min_repeats": 2, "min_time_s": 0.0},
+        "network": {"neuron": {"k": 4}, "surrogate": {"name": "superspike", "slope": 1.0},
+                    "layers": [{"type": "linear", "out": 8}, {"type": "dsn"}, {"type": "linear", "out": 4},
+                               {"type": "li"}]},
+        "cases": [{"id": "dsn"}, {"id": "psn", "network": {"layers": [{"type": "linear", "out": 8}, {"type": "psn"},
+                                                                   {"type": "linear", "out": 4}, {"type": "li"}]}}],
+    }))
+    p = subprocess.run([sys.executable, "-m", "snnbench", "run", "--suite", str(suite), "--out", str(tmp_path / "r")],
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert p.returncode == 0, p.stderr + p.stdout
+    (run_dir,) = (tmp_path / "r").iterdir()
+    recs = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    ext = [r for r in recs if r["metric"] == "extrap_acc"]
+    dsn = {(r["runner"], r["extra"]["T"]): r for r in ext if r["case"] == "dsn"}
+    assert set(dsn) == {(rn, t) for rn in ("reference", "torch") for t in (64, 128, 256)}
+    assert all(r["status"] == "ok" and 0 <= r["value"] <= 1 for r in dsn.values())
+    psn = [r for r in ext if r["case"] == "psn" and r["extra"]["T"] != 64]
+    assert psn and all(r["status"] == "skipped" and "T, T" in r["reason"] for r in psn)
+    out = tmp_path / "x.html"
+    assert subprocess.run([sys.executable, "-m", "snnbench", "report", str(run_dir), "-o", str(out)],
+                          capture_output=True, timeout=300).returncode == 0
+    assert "Accuracy against length" in out.read_text()

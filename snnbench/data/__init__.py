@@ -55,8 +55,14 @@ def resolve_shd(data_dir: str | Path | None, train_samples: int | None, test_sam
     return DataSource(root=root, synthetic=info["synthetic"], note=note)
 
 
-def load_dataset(case_spec, source: DataSource) -> tuple[SpikeDataset, SpikeDataset]:
+def load_dataset(case_spec, source: DataSource | None) -> tuple[SpikeDataset, SpikeDataset]:
     """Train and test splits for a case (binning and sample counts from the case)."""
+    if case_spec.dataset == "cue":
+        from .cue import make_cue_split
+
+        T, C, seed = case_spec.time_steps, case_spec.channels, case_spec.seed
+        return (make_cue_split(case_spec.train_samples or 2048, T, C, seed * 3 + 1),
+                make_cue_split(case_spec.test_samples or 512, T, C, seed * 3 + 2))
     if case_spec.dataset != "shd":
         raise SnnbenchError(f"dataset {case_spec.dataset!r} is not supported yet")
     kw = dict(time_steps=case_spec.time_steps, channels=case_spec.channels, duration_s=case_spec.duration_s,

@@ -199,6 +199,24 @@ def _measure(job, case, runner, train, test, record, emit, policy: RepeatPolicy)
                "train_samples": len(train), "test_samples": len(test), **staged},
     )
     record("test_acc", unit="fraction", value=last["test_acc"], accuracy=last["test_acc"], loss=last["test_loss"])
+    if case.spec.eval_time_steps:
+        _extrapolate(case, runner, test, record)
+
+
+def _extrapolate(case: Case, runner, test, record) -> None:
+    """Accuracy of the trained network, step by step, at the training length and longer ones."""
+    from ..data.cue import make_cue_split
+
+    s = case.spec
+    for T in (s.time_steps, *s.eval_time_steps):
+        data = test if T == s.time_steps else make_cue_split(len(test), T, s.channels, s.seed * 3 + 2)
+        fields = {"extra": {"T": T, "train_T": s.time_steps}}
+        try:
+            ev = runner.evaluate_at(data)
+        except NotImplementedError as exc:
+            record("extrap_acc", "skipped", str(exc), **fields)
+            continue
+        record("extrap_acc", unit="fraction", value=ev.accuracy, accuracy=ev.accuracy, loss=ev.loss, **fields)
 
 
 def execute_parity(job: dict[str, Any], emit: Emit) -> None:

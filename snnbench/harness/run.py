@@ -232,7 +232,11 @@ def run_suite(
         key = (case.spec.dataset, case.spec.train_samples, case.spec.test_samples)
         if key not in sources and case.spec.dataset == "shd":
             sources[key] = resolve_shd(data_dir, case.spec.train_samples, case.spec.test_samples)
-    notes = sorted({s.note for s in sources.values()}) or ["random input (no dataset)"]
+    notes = sorted({s.note for s in sources.values()})
+    if any(c.spec.dataset == "cue" for c, _ in jobs):
+        notes.append("synthetic cue-recall task (generated in memory)")
+    if any(c.spec.dataset == "random" for c, _ in jobs):
+        notes.append("random spike input (timing only)")
     if resume is None:
         manifest["data"] = notes
         manifest["synthetic_data"] = any(s.synthetic for s in sources.values())

@@ -158,6 +158,26 @@ def problems(run: Run) -> str:
             f'</th><th class="t">status</th><th class="t">reason</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
+def extrapolation_section(run: Run) -> str:
+    """Accuracy against sequence length for networks trained at one length, run step by step."""
+    recs = [r for r in run.records if r.get("metric") == "extrap_acc"]
+    if not recs:
+        return ""
+    lengths = sorted({r["extra"]["T"] for r in recs})
+    table: dict[tuple[str, str], dict[int, str]] = {}
+    for r in recs:
+        cell = f"{100 * r['value']:.1f}%" if r["status"] == "ok" else e(r["status"])
+        table.setdefault((r["case"], r["runner"]), {})[r["extra"]["T"]] = cell
+    head = "".join(f"<th>T={t}</th>" for t in lengths)
+    rows = "".join(f'<tr><td class="t">{e(c)}</td><td class="t">{e(rn)}</td>'
+                   + "".join(f"<td>{cells.get(t, '')}</td>" for t in lengths) + "</tr>"
+                   for (c, rn), cells in sorted(table.items()))
+    return ("<h3>Accuracy against length</h3><p class=muted>Trained at the first length, evaluated step by "
+            "step (inference form) at every length.</p>"
+            f'<table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th>{head}</tr>'
+            f"</thead><tbody>{rows}</tbody></table>")
+
+
 def parity_section(run: Run) -> str:
     recs = [r for r in run.records if r.get("metric") == "parity"]
     if not recs:
@@ -196,6 +216,7 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
             parts.append(_img(plots.scaling(layer_points, "T", ("n", "batch"), "peak memory vs time steps T",
                                             y_key="peak_mib", ylabel="peak memory (MiB)"), "memory vs T"))
             parts.append(sequence_tables(run, layer_points))
+        parts.append(extrapolation_section(run))
         parts.append(parity_section(run))
         parts.append("<h3>Failures and skips</h3>" + problems(run))
     parts.append("<h2>Environment</h2>" + "".join(environment(run) for run in runs))

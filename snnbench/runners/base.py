@@ -168,6 +168,11 @@ class Runner(abc.ABC):
     def barrier(self, value: Any = None) -> None:
         """Block until all queued device work (and ``value``, if given) is done."""
 
+    def evaluate_at(self, data: SpikeDataset) -> EvalResult:
+        """Accuracy on ``data``, whose sequences may be longer than the case's, with the network in
+        its step-by-step (inference) form. Runners that cannot raise ``NotImplementedError``."""
+        raise NotImplementedError(f"{self.name} has no step-by-step evaluation at other lengths")
+
     def serial_forward(self, x: np.ndarray) -> ForwardResult | None:
         """Like :meth:`forward`, with parallel-in-time neurons in their step-by-step form; None
         where the runner has no such neurons."""

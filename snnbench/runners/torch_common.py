@@ -86,6 +86,8 @@ def torch_device(device: str):
 
 
 def logits_from_readout(readout, mode: str):
+    if mode == "last":
+        return readout[-1]
     return readout.mean(0) if mode == "mean" else readout.amax(0)
 
 

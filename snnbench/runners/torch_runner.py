@@ -15,6 +15,8 @@ canonical formulas. Not expressed: dtypes other than float32 and on-device shift
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..spec import PARALLEL_TYPES, Case, NetworkSpec, weight_shapes
 from .base import RunnerInfo
 from .torch_common import TorchRunnerBase, spike
@@ -147,6 +149,27 @@ class TorchRunner(TorchRunnerBase):
 
     def param_names(self) -> dict[str, str]:
         return {k: k for k in weight_shapes(self.case.network)}  # module paths are the canonical names
+
+    def evaluate_at(self, data):
+        import torch
+
+        from .base import EvalResult
+        from .torch_common import logits_from_readout
+
+        if any(layer.type in ("psn", "masked_psn") for layer in self.case.network.layers):
+            raise NotImplementedError("PSN weights are [T, T]: the network only runs at its training length")
+        self.model.eval()
+        self.model.serial = True
+        correct, nll = 0, 0.0
+        try:
+            with torch.no_grad():
+                for x, y, n_valid in self._batches(data, np.arange(len(data)), drop_last=False):
+                    logits = logits_from_readout(self.model(x)[1], self.case.spec.loss)[:n_valid]
+                    nll += float(torch.nn.functional.cross_entropy(logits, y[:n_valid], reduction="sum"))
+                    correct += int((logits.argmax(-1) == y[:n_valid]).sum())
+        finally:
+            self.model.serial = False
+        return EvalResult(accuracy=correct / len(data), loss=nll / len(data), samples=len(data))
 
     def serial_forward(self, x):
         if not any(layer.type in ("lif_noreset", "dsn") for layer in self.case.network.layers):

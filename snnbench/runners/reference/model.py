@@ -147,7 +147,10 @@ def from_haiku(params) -> dict[str, np.ndarray]:
 
 
 def logits_from_readout(readout: jax.Array, mode: str) -> jax.Array:
-    """``readout [T, B, O]`` -> logits ``[B, O]``: time-mean (``"mean"``) or max over time (``"max"``)."""
+    """``readout [T, B, O]`` -> logits ``[B, O]``: time-mean (``"mean"``), max over time (``"max"``) or
+    the last step (``"last"``)."""
+    if mode == "last":
+        return readout[-1]
     return readout.mean(axis=0) if mode == "mean" else readout.max(axis=0)
 
 

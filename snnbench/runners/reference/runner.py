@@ -342,6 +342,34 @@ class ReferenceRunner(JaxRunnerBase):
     def _apply(self, params, x):
         return self.network.apply(params, x)
 
+    def evaluate_at(self, data: SpikeDataset) -> EvalResult:
+        import dataclasses
+
+        import jax
+        import jax.numpy as jnp
+
+        from .model import logits_from_readout, make_network
+
+        if any(layer.type in ("psn", "masked_psn") for layer in self.case.network.layers):
+            raise NotImplementedError("PSN weights are [T, T]: the network only runs at its training length")
+        net = make_network(dataclasses.replace(self.case.network, time_steps=data.time_steps), unroll=self.unroll,
+                           serial=True)
+        mode = self.case.spec.loss
+
+        @jax.jit
+        def logits(params, packed):
+            x = jnp.unpackbits(jnp.swapaxes(packed, 0, 1), axis=0).astype(jnp.float32)
+            return logits_from_readout(net.apply(params, x).readout, mode)
+
+        B, correct, nll = self.case.spec.batch, 0, 0.0
+        for start in range(0, len(data), B):
+            packed, y = data.packed[start:start + B], data.labels[start:start + B]
+            out = np.asarray(logits(self.params, jax.device_put(packed, self.device)))
+            logp = out - np.logaddexp.reduce(out, axis=-1, keepdims=True)
+            nll -= float(logp[np.arange(len(y)), y].sum())
+            correct += int((out.argmax(-1) == y).sum())
+        return EvalResult(accuracy=correct / len(data), loss=nll / len(data), samples=len(data))
+
     def serial_forward(self, x: np.ndarray) -> ForwardResult | None:
         import jax
 
