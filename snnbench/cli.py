@@ -78,7 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         state["run_dir"] = run_dir
 
     def on_event(e: dict[str, Any]) -> None:
-        tag = f"[cyan]{e.get('case')}[/] [magenta]{e.get('runner')}[/]"
+        from rich.markup import escape
+
+        tag = f"[cyan]{escape(str(e.get('case')))}[/] [magenta]{escape(str(e.get('runner')))}[/]"
         kind = e.get("event")
         if kind == "job_start":
             if "epochs_task" in state:
@@ -98,11 +100,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                           f"(95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, n={st['n']}{floor}){unstable}")
         elif kind == "parity_start":
             console.print(f"{tag} parity gate against the reference ...")
-        elif kind == "record" and e.get("metric") == "parity" and e.get("status") == "ok":
+        elif kind == "record" and e.get("metric") == "parity":
             colour = {"pass": "green", "deviates": "yellow"}.get(e.get("value"), "red")
-            console.print(f"{tag} parity [{colour}]{e['reason']}[/]")
+            verdict = escape(e.get("reason", "")) if e.get("status") == "ok" else \
+                f"{e['status']}: {escape(e.get('reason', ''))}"
+            console.print(f"{tag} parity [{colour}]{verdict}[/]")
         elif kind == "record" and e.get("status") != "ok":
-            console.print(f"{tag} [yellow]{e['status']}[/]: {e.get('reason', '')}")
+            console.print(f"{tag} [yellow]{e['status']}[/]: {escape(e.get('reason', ''))}")
         if kind == "job_end":
             progress.advance(state["jobs"])
 
@@ -128,6 +132,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
     from rich.table import Table
 
+    from rich.markup import escape
+
     from .harness.parity import compare, summary
     from .runners import parse_runner_list, registry
     from .spec import load_suite, validate_case
@@ -147,7 +153,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
             if name == "reference":
                 continue
             res = compare(case, name, batch=args.batch, seed=case.spec.seed)
-            console.print(f"[cyan]{case.id}[/] [magenta]{name}[/] {summary(res)}")
+            console.print(f"[cyan]{escape(case.id)}[/] [magenta]{name}[/] {escape(summary(res))}")
             failed |= res["status"] == "fail"
             if res["status"] == "skipped":
                 table.add_row(case.id, name, "skipped", "-", "-", "-", "-", "-", res["reason"])

@@ -114,4 +114,4 @@ class MissingRunner(SleepRunner):
 
     @classmethod
     def available(cls) -> Support:
-        return Support.no("missing package: imaginaryframework")
+        return Support.no("missing package: imaginaryframework (pip install 'snnbench[imaginary]')")

@@ -91,6 +91,7 @@ def test_every_failure_gets_its_status_and_the_rest_completes(tmp_path, small_sh
     assert jobs["fake-hog"]["status"] == "oom" and "memory cap" in jobs["fake-hog"]["reason"]
     assert jobs["fake-missing"]["status"] == "skipped" and "imaginaryframework" in jobs["fake-missing"]["reason"]
     assert jobs["fake-sleep"]["status"] == "ok"
+    assert "snnbench[imaginary]" in p.stdout  # reasons are printed literally, not as console markup
     assert {r["metric"] for r in recs if r["runner"] == "fake-sleep"} >= {"fwd_ms", "fwdbwd_ms", "epoch_s"}
     assert (run_dir / "logs" / "c1--fake-raise--bench.log").read_text().count("Traceback") == 1
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"

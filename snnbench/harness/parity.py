@@ -116,7 +116,7 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
 def summary(result: dict[str, Any]) -> str:
     """One line: status and the measured sizes."""
     if result["status"] == "skipped":
-        return f"skipped: {result['reason']}"
+        return result["reason"]
     flips = sum(s["flips"] for s in result["spikes"])
     text = (f"{result['status']}: spike flips {flips}, readout err {result['readout_max_rel_err']:.1e}, "
             f"loss err {result['loss_rel_err']:.1e}, min grad cosine {result['min_grad_cosine']:.5f}, "

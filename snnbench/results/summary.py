@@ -33,6 +33,7 @@ def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def results_table(records: list[dict[str, Any]]):
     """A rich Table of :func:`rows`, with each runner's epoch-time ratio to the reference."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("case", "runner", "status", "compile s", "epoch s", "x ref", "fwd ms", "fwd+bwd ms",
@@ -44,12 +45,13 @@ def results_table(records: list[dict[str, Any]]):
         if r.get("epoch_s") and ref.get(r["case"]):
             ratio = f"{r['epoch_s'] / ref[r['case']]:.2f}"
         table.add_row(
-            r["case"], r["runner"], r["status"], _num(r.get("compile_s"), 2), _num(r.get("epoch_s"), 3), ratio,
+            escape(r["case"]), escape(r["runner"]), r["status"], _num(r.get("compile_s"), 2),
+            _num(r.get("epoch_s"), 3), ratio,
             _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2), _num(r.get("fwdbwd_ms_floor"), 2),
             f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else "-",
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
             (r.get("parity") or {}).get("status", "-"),
-            (r.get("reason") or "")[:80],
+            escape((r.get("reason") or "")[:80]),
         )
     return table
 
