@@ -44,14 +44,9 @@ def _lif_sequence(current, beta, threshold: float, reset: str, detach: bool, sur
 
 def _leaky_sequence(current, beta):
     """``v_t = beta * v_{t-1} + I_t`` over ``current [T, B, N]``; returns ``v [T, B, N]``."""
-    import torch
+    from .torchmath.parallel import lif_noreset_loop
 
-    v = torch.zeros_like(current[0])
-    out = []
-    for i_t in current:
-        v = beta * v + i_t
-        out.append(v)
-    return torch.stack(out)
+    return lif_noreset_loop(current, beta)
 
 
 def build_canonical_module(net: NetworkSpec):
