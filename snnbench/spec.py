@@ -73,7 +73,7 @@ class LayerSpec:
     type: str
     out: int | None = None  # linear: output features
     bias: bool = True  # linear
-    beta: float = 0.9  # membrane decay per step, 0 < beta <= 1
+    beta: float = 0.9  # membrane decay per step, 0 < beta <= 1 (dsn: its initial decay)
     alpha: float = 0.8  # synaptic decay per step (cuba_lif)
     threshold: float = 1.0
     reset: str = "subtract"
@@ -513,8 +513,9 @@ def init_weights(network: NetworkSpec, seed: int) -> dict[str, np.ndarray]:
             weights[f"layers.{i}.tap_bias"] = np.full((), -layer.threshold, np.float32)
         elif layer.type == "dsn":
             weights[f"layers.{i}.conv_weight"] = rng.uniform(-0.1, 0.1, (layer.k, n_in)).astype(np.float32)
-            # sigmoid(3.6)^(1/0.25) ~ 0.9: start near a LIF-like decay
-            weights[f"layers.{i}.conv_bias"] = np.full((n_in,), 3.6, np.float32)
+            # initial decay a = sigmoid(bias)^(1/tau) = beta, as for a LIF: bias = logit(beta^tau)
+            p = min(layer.beta ** layer.tau, 1.0 - 1e-7)
+            weights[f"layers.{i}.conv_bias"] = np.full((n_in,), math.log(p / (1.0 - p)), np.float32)
         elif layer.learn_beta:
             weights[f"layers.{i}.beta"] = np.full((n_in,), layer.decay, np.float32)
     return weights
