@@ -98,6 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             unstable = " [yellow]unstable[/]" if st.get("unstable") else ""
             console.print(f"{tag} {e['metric']} median {st['median']:.2f} ms "
                           f"(95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, n={st['n']}{floor}){unstable}")
+        elif kind == "record" and e.get("metric") == "extrap_acc" and e.get("status") == "ok":
+            console.print(f"{tag} step-by-step accuracy at T={e['extra']['T']} "
+                          f"(trained at {e['extra']['train_T']}): {100 * e['value']:.1f}%")
         elif kind == "parity_start":
             console.print(f"{tag} parity gate against the reference ...")
         elif kind == "record" and e.get("metric") == "parity":
