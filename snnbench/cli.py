@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"[bold]snnbench[/] suite [bold]{suite.name}[/]{' (quick)' if args.quick else ''}: "
                       f"{verb} {run_dir.path}")
         console.print(f"data: {data_note}")
+        progress.start()  # only now: an error before this point prints its one line and nothing else
         state["jobs"] = progress.add_task("cases x runners", total=len(jobs))
         state["run_dir"] = run_dir
 
@@ -116,15 +117,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = "snnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     check_parity = not args.no_parity
     try:
-        with progress:
-            run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
-                                seed=args.seed, quick=args.quick, command=command, on_event=on_event,
-                                on_start=on_start, check_parity=check_parity, resume=resume)
+        run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
+                            seed=args.seed, quick=args.quick, command=command, on_event=on_event,
+                            on_start=on_start, check_parity=check_parity, resume=resume)
     except KeyboardInterrupt:
         rd = state.get("run_dir")
         kept = len(rd.records()) if rd else 0
         print(f"snnbench: interrupted; {kept} record(s) kept in {rd.path if rd else args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        progress.stop()
     console.print(results_table(run_dir.records()))
     console.print(f"records: {run_dir.path / 'records.jsonl'}")
     return 0

@@ -118,8 +118,11 @@ def test_malformed_yaml_and_empty_data_dir(tmp_path):
     assert p.returncode == 2 and "malformed YAML" in p.stderr and "Traceback" not in p.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    p = snnbench("run", "--suite", "shd", "--data-dir", str(empty))
+    out = tmp_path / "results"
+    p = snnbench("run", "--suite", "shd", "--data-dir", str(empty), "--out", str(out))
     assert p.returncode == 2 and "has no SHD" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists() or not any(out.iterdir())  # rejected input leaves no run directory
+    assert p.stdout.strip() == ""  # the error line is all a user sees
 
 
 def test_truncated_h5_via_cli(tmp_path, small_shd, tiny_suite):

@@ -188,6 +188,16 @@ def drop_unfinished(run_dir: RunDir, finished: set[tuple[str, str]]) -> int:
     return len(records) - len(keep)
 
 
+def resolve_sources(jobs: list[tuple[Case, str]], data_dir: str | None) -> dict[tuple, Any]:
+    """The data source of every SHD case, keyed by (dataset, train_samples, test_samples)."""
+    sources: dict[tuple, Any] = {}
+    for case, _ in jobs:
+        key = (case.spec.dataset, case.spec.train_samples, case.spec.test_samples)
+        if key not in sources and case.spec.dataset == "shd":
+            sources[key] = resolve_shd(data_dir, case.spec.train_samples, case.spec.test_samples)
+    return sources
+
+
 def run_suite(
     suite: Suite,
     runners: list[str],
@@ -209,13 +219,16 @@ def run_suite(
     """
     jobs = plan(suite, runners, device, seed)
     if resume is not None:
+        done = finished_jobs(resume)
+        jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
+    # Find the data before writing anything: bad input must not leave a run directory behind.
+    sources = resolve_sources(jobs, data_dir)
+    if resume is not None:
         run_dir = resume
         manifest = run_dir.manifest()
-        done = finished_jobs(run_dir)
         dropped = drop_unfinished(run_dir, done)
         manifest.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                    "finished_jobs": len(done), "dropped_records": dropped})
-        jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
     else:
         if out_dir is None:
             raise SnnbenchError("no output directory")
@@ -227,11 +240,6 @@ def run_suite(
             "timing": suite.timing, "environment": env.capture(), "cases": [case_to_dict(c) for c in suite.cases],
         }
     manifest["status"] = "running"
-    sources: dict[tuple, Any] = {}
-    for case, _ in jobs:
-        key = (case.spec.dataset, case.spec.train_samples, case.spec.test_samples)
-        if key not in sources and case.spec.dataset == "shd":
-            sources[key] = resolve_shd(data_dir, case.spec.train_samples, case.spec.test_samples)
     notes = sorted({s.note for s in sources.values()})
     if any(c.spec.dataset == "cue" for c, _ in jobs):
         notes.append("synthetic cue-recall task (generated in memory)")
