@@ -195,7 +195,7 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
     parts = [f"<h1>snnbench report</h1><p class=muted>{len(runs)} run(s), rendered "
              f"{e(time.strftime('%Y-%m-%d %H:%M:%S'))}. Every figure is in the tables; plots repeat them.</p>"]
     for run in runs:
-        rows = summary_rows(run, target_acc)
+        rows = summary_rows(run.records, target_acc, run.name)
         suite = run.manifest.get("suite", "")
         parts.append(f"<h2>{e(run.name)}: suite {e(suite)}</h2>")
         parts.append(summary_table(rows, target_acc))
@@ -287,7 +287,7 @@ def markdown(runs: list[Run], target_acc: float = 0.8) -> str:
         lines += [f"## {run.name} ({run.manifest.get('suite')})", "",
                   "| case | runner | status | epoch s | x ref | fwd+bwd ms | test acc | parity |",
                   "|---|---|---|---:|---:|---:|---:|---|"]
-        for r in summary_rows(run, target_acc):
+        for r in summary_rows(run.records, target_acc, run.name):
             acc = f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else ""
             lines.append(f"| {r['case']} | {r['runner']} | {r['status']} | {_num(r.get('epoch_s'))} | "
                          f"{_num(r.get('epoch_s_vs_ref'), '{:.2f}x')} | {_num(r.get('fwdbwd_ms'))} | {acc} | "

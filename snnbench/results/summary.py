@@ -1,34 +1,72 @@
-"""Turn records into one row per (case, runner): the table printed at the end of a run."""
+"""Turn records into one row per (suite, case, runner): the table printed at the end of a run and
+the rows reports are built from."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 
-def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Collapse metric records into one row per (case, runner), in first-seen order."""
-    grouped: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+#: time metrics, where lower is better and a comparison may flag a slowdown
+TIME_METRICS = ("epoch_s", "compile_s", "fwd_ms", "fwdbwd_ms")
+
+
+def time_to_accuracy(record: dict[str, Any], target: float, compile_s: float | None) -> float | None:
+    """Seconds of training (compile included) until test accuracy first reaches ``target``."""
+    for point in (record.get("extra") or {}).get("curve", []):
+        if point["test_acc"] >= target:
+            return point["elapsed_s"] + (compile_s or 0.0)
+    return None
+
+
+def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: str = "") -> list[dict[str, Any]]:
+    """One row per (suite, case, runner), in first-seen order, with the figures a table shows:
+    each time metric's median (and CI, CV, time/floor), accuracy, peak memory, the accuracy curve,
+    time to ``target_acc``, the ratio to the reference, parity, and the worst status with its reason."""
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in records:
-        row = grouped[(r["case"], r["runner"])]
-        row.setdefault("case", r["case"])
-        row.setdefault("runner", r["runner"])
-        row.setdefault("status", "ok")
-        row.setdefault("reason", "")
-        if r.get("metric") == "parity":
-            continue  # carried by the benchmark records themselves
+        key = (r.get("suite", ""), r["case"], r["runner"])
+        row = rows.setdefault(key, {"run": run, "suite": key[0], "case": key[1], "runner": key[2],
+                                    "status": "ok", "reason": "", "framework": r.get("framework"),
+                                    "version": r.get("version"), "mode": r.get("mode")})
+        for k in ("framework", "version", "mode"):
+            row[k] = row.get(k) or r.get(k)
+        metric = r.get("metric")
+        if metric == "parity":
+            row["parity"] = r.get("value") if r["status"] == "ok" else r["status"]
+            row["parity_detail"] = r.get("reason", "")
+            continue
         if r["status"] != "ok":
             row["status"], row["reason"] = r["status"], r.get("reason", "")
-        if r["status"] == "ok" and r.get("metric") not in (None, "run"):
-            row[r["metric"]] = r.get("value")
-            if r.get("floor_ratio"):
-                row[f"{r['metric']}_floor"] = r["floor_ratio"]
-            if r["metric"] == "epoch_s":
-                row["accuracy"] = r.get("accuracy")
-                row["first_epoch_s"] = (r.get("extra") or {}).get("first_epoch_s")
-                row["peak_rss_bytes"] = r.get("peak_rss_bytes")
-                row["parity"] = r.get("parity")
-    return list(grouped.values())
+            continue
+        if metric in TIME_METRICS:
+            stats = r.get("stats") or {}
+            if r.get("peak_rss_bytes"):
+                row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, r["peak_rss_bytes"])
+            row[metric] = r.get("value")
+            row[f"{metric}_ci"] = (stats.get("ci_low"), stats.get("ci_high"))
+            row[f"{metric}_cv"] = stats.get("cv")
+            if r.get("floor_ratio") is not None:
+                row[f"{metric}_floor"] = r["floor_ratio"]
+        if metric == "epoch_s":
+            row["accuracy"] = r.get("accuracy")
+            row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, r.get("peak_rss_bytes") or 0) or None
+            row["peak_device_bytes"] = r.get("peak_device_bytes")
+            row["curve"] = (r.get("extra") or {}).get("curve", [])
+            row["_epoch_record"] = r
+        if r.get("parity") and "parity" not in row:
+            row["parity"] = r["parity"].get("status")
+    for row in rows.values():
+        rec = row.pop("_epoch_record", None)
+        row["tta_s"] = time_to_accuracy(rec, target_acc, row.get("compile_s")) if rec else None
+    out = list(rows.values())
+    refs = {(r["suite"], r["case"]): r for r in out if r["runner"] == "reference"}
+    for row in out:
+        ref = refs.get((row["suite"], row["case"]))
+        for metric in ("epoch_s", "fwdbwd_ms"):
+            if ref and row.get(metric) and ref.get(metric):
+                row[f"{metric}_vs_ref"] = row[metric] / ref[metric]
+    return out
+
 
 
 def results_table(records: list[dict[str, Any]]):
@@ -38,19 +76,15 @@ def results_table(records: list[dict[str, Any]]):
 
     table = Table("case", "runner", "status", "compile s", "epoch s", "x ref", "fwd ms", "fwd+bwd ms",
                   "/floor", "test acc", "peak RSS", "parity", "reason", title="results")
-    all_rows = rows(records)
-    ref = {r["case"]: r.get("epoch_s") for r in all_rows if r["runner"] == "reference"}
-    for r in all_rows:
-        ratio = "-"
-        if r.get("epoch_s") and ref.get(r["case"]):
-            ratio = f"{r['epoch_s'] / ref[r['case']]:.2f}"
+    for r in summary_rows(records):
+        ratio = f"{r['epoch_s_vs_ref']:.2f}" if r.get("epoch_s_vs_ref") else "-"
         table.add_row(
             escape(r["case"]), escape(r["runner"]), r["status"], _num(r.get("compile_s"), 2),
             _num(r.get("epoch_s"), 3), ratio,
             _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2), _num(r.get("fwdbwd_ms_floor"), 2),
             f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else "-",
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
-            (r.get("parity") or {}).get("status", "-"),
+            r.get("parity") or "-",
             escape((r.get("reason") or "")[:80]),
         )
     return table

@@ -108,14 +108,14 @@ class NorseRunner(TorchRunnerBase):
     name = "norse"
     framework = "norse"
     package = "norse"
+    # if (beta = 1 makes the input scale infinite) and cuba_lif are not mapped
+    neuron_types = frozenset({"lif", "li"})
 
     def supports(self, case: Case) -> Support:
         base = super().supports(case)
         if not base.ok:
             return base
         for i, layer in enumerate(case.network.layers):
-            if layer.type in ("if", "cuba_lif"):
-                return Support.no(f"layer {i}: {layer.type} is not mapped to Norse")
             if layer.is_neuron and layer.learn_beta:
                 return Support.no(f"layer {i}: trainable decay is not mapped to Norse")
         return Support.yes()

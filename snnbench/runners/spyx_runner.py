@@ -50,13 +50,12 @@ class SpyxRunner(JaxRunnerBase):
     framework = "spyx"
     requires = ("jax", "optax", "flax", "spyx")
     extra = "spyx"
+    neuron_types = frozenset({"lif", "if", "li"})  # cuba_lif is not mapped to spyx.nn.CuBaLIF
 
     def supports(self, case: Case) -> Support:
         if case.spec.dtype != "float32":
             return Support.no(f"dtype {case.spec.dtype} not implemented for spyx")
         for i, layer in enumerate(case.network.layers):
-            if layer.type == "cuba_lif":
-                return Support.no(f"layer {i}: cuba_lif is not mapped to spyx.nn.CuBaLIF")
             if layer.spiking and layer.reset != "subtract":
                 return Support.no(f"layer {i}: spyx LIF only resets by subtraction (spec: {layer.reset})")
         return super().supports(case)
