@@ -126,7 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"snnbench: interrupted; {kept} record(s) kept in {rd.path if rd else args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        progress.stop()
+        if progress.live.is_started:  # stopping a display that never started prints a blank line
+            progress.stop()
     console.print(results_table(run_dir.records()))
     console.print(f"records: {run_dir.path / 'records.jsonl'}")
     return 0
