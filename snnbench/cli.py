@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .harness.run import run_suite
     from .results.summary import results_table
     from .runners import parse_runner_list
-    from .spec import load_suite
+    from .spec import load_suite, select_cases
 
     resume = None
     if args.resume:
@@ -59,9 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.suite, args.quick, args.device = m["suite_path"], m.get("quick", False), m.get("device")
         args.seed, args.data_dir = m.get("seed"), m.get("data_dir")
         args.runners, args.no_parity = ",".join(m["runners"]), not m.get("check_parity", True)
+        args.cases, args.epochs = m.get("case_filter"), m.get("epochs")
     elif not args.suite:
         raise SnnbenchError("the following arguments are required: --suite (or --resume RUN_DIR)")
-    suite = load_suite(args.suite, quick=args.quick)
+    if args.epochs is not None and args.epochs < 1:
+        raise SnnbenchError(f"--epochs must be at least 1, got {args.epochs}")
+    suite = select_cases(load_suite(args.suite, quick=args.quick), args.cases)
     runners = parse_runner_list(args.runners, suite.runners)
     console = _console()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -119,7 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
                             seed=args.seed, quick=args.quick, command=command, on_event=on_event,
-                            on_start=on_start, check_parity=check_parity, resume=resume)
+                            on_start=on_start, check_parity=check_parity, resume=resume, case_filter=args.cases,
+                            epochs=args.epochs)
     except KeyboardInterrupt:
         rd = state.get("run_dir")
         kept = len(rd.records()) if rd else 0
@@ -257,10 +261,22 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
-    from .data import synthetic_shd
+    from .data import synthetic_nmnist, synthetic_shd
 
-    root = synthetic_shd.write_synthetic_shd(Path(args.out), args.train, args.test, seed=args.seed)
-    print(f"wrote synthetic SHD ({args.train} train / {args.test} test) to {root}/SHD")
+    if args.dataset == "nmnist":
+        n_train = args.train if args.train is not None else synthetic_nmnist.FULL_SIZES[0]
+        n_test = args.test if args.test is not None else synthetic_nmnist.FULL_SIZES[1]
+        if n_train < 1 or n_test < 1:
+            raise SnnbenchError("--train and --test must be at least 1")
+        root = synthetic_nmnist.write_synthetic_nmnist(Path(args.out), n_train, n_test, seed=args.seed)
+        print(f"wrote synthetic N-MNIST ({n_train} train / {n_test} test) to {root}/NMNIST")
+        return 0
+    n_train = args.train if args.train is not None else synthetic_shd.FULL_SIZES[0]
+    n_test = args.test if args.test is not None else synthetic_shd.FULL_SIZES[1]
+    if n_train < 1 or n_test < 1:
+        raise SnnbenchError("--train and --test must be at least 1")
+    root = synthetic_shd.write_synthetic_shd(Path(args.out), n_train, n_test, seed=args.seed)
+    print(f"wrote synthetic SHD ({n_train} train / {n_test} test) to {root}/SHD")
     return 0
 
 
@@ -271,12 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a suite")
     r.add_argument("--suite", help="suite name (suites/NAME.yaml) or a YAML file path")
     r.add_argument("--runners", help="comma-separated runner names, or 'all' (default: the suite's list)")
+    r.add_argument("--cases", help="comma-separated case ids or glob patterns (default: every case), "
+                                   "e.g. 'nmnist-m1-*'")
     r.add_argument("--device", choices=["cpu", "gpu", "tpu", "auto"], help="override every case's device")
     r.add_argument("--quick", action="store_true", help="the suite's small smoke-test variant")
-    r.add_argument("--data-dir", help="directory holding SHD/shd_{train,test}.h5 (default: $SNNBENCH_DATA_DIR, "
-                                      "else the cache; synthetic data when none is found)")
+    r.add_argument("--data-dir", help="directory holding SHD/shd_{train,test}.h5 or NMNIST/{Train,Test}/ "
+                                      "(default: $SNNBENCH_DATA_DIR, else the cache; synthetic data when none "
+                                      "is found)")
     r.add_argument("--out", default="results", help="parent directory of the run directory (default: results)")
     r.add_argument("--seed", type=int, help="override every case's seed")
+    r.add_argument("--epochs", type=int, help="override every training case's epochs (>= 1)")
     r.add_argument("--no-parity", action="store_true", help="skip the parity gate before each adapter's case")
     r.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: rerun only its unfinished jobs")
     r.set_defaults(func=cmd_run)
@@ -309,10 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_env)
 
     m = sub.add_parser("make-data", help="write a synthetic dataset in the real file format")
-    m.add_argument("dataset", choices=["shd"])
-    m.add_argument("--out", required=True, help="data dir to write (files go to OUT/SHD/)")
-    m.add_argument("--train", type=int, default=8156)
-    m.add_argument("--test", type=int, default=2264)
+    m.add_argument("dataset", choices=["shd", "nmnist"])
+    m.add_argument("--out", required=True, help="data dir to write (files go to OUT/SHD/ or OUT/NMNIST/)")
+    m.add_argument("--train", type=int, help="train samples (default: the real set's 8156 SHD / 60000 N-MNIST)")
+    m.add_argument("--test", type=int, help="test samples (default: 2264 SHD / 10000 N-MNIST)")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=cmd_make_data)
     return p

@@ -4,6 +4,17 @@ Canonical semantics (every runner must compute exactly this, or say how it devia
 
 * Input ``x`` has layout ``[B, T, C]`` (batch, time, channels), float, usually binary spikes.
 * ``linear``: ``I_t = x_t @ W.T + b`` with ``W`` of shape ``[out, in]`` (PyTorch layout).
+* Image inputs (NMNIST) keep the flat layout ``[B, T, C*H*W]`` between layers, flattened in
+  ``C, H, W`` order (PyTorch's NCHW); the network's ``input_shape`` is ``(C, H, W)``.
+* ``conv2d``: per step, ``I_t = conv(x_t, W) + b`` (cross-correlation, PyTorch's ``Conv2d``) with
+  ``W`` of shape ``[out, in, k, k]``, ``stride`` and zero ``padding``.
+* ``maxpool``: per step and channel, the maximum over ``k x k`` windows, stride ``stride``
+  (default ``k``), rows and columns that do not fill a window dropped. Gradient: to the *first*
+  maximal element of each window in row-major order, PyTorch's rule. Pooling binary spikes makes ties
+  the rule, not the exception, so this choice is part of the semantics (the surrogate gradient of
+  a silent neuron flows through the window's first element).
+* ``flatten``: marks the end of the spatial layers (a no-op on the flat layout; a ``linear`` after
+  spatial layers needs it).
 * ``lif`` (leaky integrate-and-fire), for ``t = 0..T-1`` with ``v_{-1} = 0, s_{-1} = 0``::
 
       subtract: v_t = beta * v_{t-1} + I_t - threshold * r_t
@@ -45,10 +56,14 @@ NEURON_TYPES = ("lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn
 #: parallel-in-time neurons (long-sequence suite); see runners/reference/parallel.py
 PARALLEL_TYPES = ("lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
 NORESET_METHODS = ("scan", "assoc", "fft")
-WEIGHT_TYPES = ("linear",)
+WEIGHT_TYPES = ("linear", "conv2d")
+#: stateless layers that only reshape or pool, allowed between a neuron layer and the next weight layer
+SHAPE_TYPES = ("maxpool", "flatten")
+#: per-sample input shape of each dataset, ``(C, H, W)`` for images; ``None``: ``(channels,)``
+DATASET_SHAPES = {"nmnist": (2, 34, 34)}
 LOSSES = ("mean", "max", "last")
 #: random: one shared Bernoulli input, timing only (epochs: 0); cue: the long-range recall task
-DATASETS = ("shd", "random", "cue")
+DATASETS = ("shd", "nmnist", "random", "cue")
 DEVICES = ("cpu", "gpu", "tpu", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
 OPTIMIZERS = ("adam", "sgd")
@@ -68,11 +83,15 @@ class SurrogateSpec:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer: either a weight layer (``linear``) or a neuron layer (``lif``, ``if``, ``li``, ``cuba_lif``)."""
+    """One layer: a weight layer (``linear``, ``conv2d``), a neuron layer (``lif``, ``if``, ``li``,
+    ``cuba_lif``, the parallel-in-time types) or a shape layer (``maxpool``, ``flatten``)."""
 
     type: str
-    out: int | None = None  # linear: output features
-    bias: bool = True  # linear
+    out: int | None = None  # linear: output features; conv2d: output channels
+    bias: bool = True  # linear, conv2d
+    kernel: int | None = None  # conv2d (default 5), maxpool (default 2): square kernel side, pixels
+    stride: int | None = None  # conv2d (default 1), maxpool (default kernel)
+    padding: int = 0  # conv2d: zero padding on each side, pixels
     beta: float = 0.9  # membrane decay per step, 0 < beta <= 1 (dsn: its initial decay)
     alpha: float = 0.8  # synaptic decay per step (cuba_lif)
     threshold: float = 1.0
@@ -89,12 +108,31 @@ class LayerSpec:
         return self.type in NEURON_TYPES
 
     @property
+    def is_weight(self) -> bool:
+        return self.type in WEIGHT_TYPES
+
+    @property
     def spiking(self) -> bool:
         return self.type in ("lif", "if", "cuba_lif") + PARALLEL_TYPES
 
     @property
     def decay(self) -> float:
         return 1.0 if self.type == "if" else self.beta
+
+
+def layer_output_shape(layer: LayerSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Per-sample output shape of ``layer`` for input ``shape`` (assumes a validated spec)."""
+    if layer.type == "linear":
+        return (int(layer.out),)
+    if layer.type == "flatten":
+        return (math.prod(shape),)
+    if layer.type in ("conv2d", "maxpool"):
+        c, h, w = shape
+        k, stride = int(layer.kernel), int(layer.stride)
+        pad = layer.padding if layer.type == "conv2d" else 0
+        ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+        return (int(layer.out) if layer.type == "conv2d" else c, ho, wo)
+    return shape
 
 
 @dataclass(frozen=True)
@@ -105,15 +143,27 @@ class NetworkSpec:
     layers: tuple[LayerSpec, ...]
     surrogate: SurrogateSpec = SurrogateSpec()
     time_steps: int = 0  # the case's T: PSN weights are [T, T]
+    input_shape: tuple[int, ...] = ()  # per-sample shape, (C, H, W) for images; () means (inputs,)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.input_shape) or (self.inputs,)
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample output shape after each layer: ``(n,)`` or ``(C, H, W)``."""
+        out, shape = [], self.sample_shape
+        for layer in self.layers:
+            shape = layer_output_shape(layer, shape)
+            out.append(shape)
+        return out
 
     def sizes(self) -> list[int]:
-        """Feature size after each layer (neuron layers keep their input's size)."""
-        sizes, n = [], self.inputs
-        for layer in self.layers:
-            if layer.type == "linear":
-                n = int(layer.out)
-            sizes.append(n)
-        return sizes
+        """Feature count after each layer (neuron layers keep their input's size)."""
+        return [math.prod(shape) for shape in self.shapes()]
+
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample input shape of each layer."""
+        return [self.sample_shape, *self.shapes()[:-1]]
 
     @property
     def outputs(self) -> int:
@@ -124,9 +174,16 @@ class NetworkSpec:
         return [n for layer, n in zip(self.layers, self.sizes()) if layer.spiking]
 
     def describe(self) -> str:
-        parts = [str(self.inputs)]
+        parts = ["x".join(map(str, self.sample_shape))]
         for layer, n in zip(self.layers, self.sizes()):
-            parts.append(f"{layer.type.upper()}" if layer.is_neuron else f"{n}")
+            if layer.type == "conv2d":
+                parts.append(f"C{layer.out}k{layer.kernel}")
+            elif layer.type == "maxpool":
+                parts.append(f"P{layer.kernel}")
+            elif layer.type == "flatten":
+                parts.append("F")
+            else:
+                parts.append(f"{layer.type.upper()}" if layer.is_neuron else f"{n}")
         return "-".join(parts)
 
     def with_inputs(self, inputs: int) -> "NetworkSpec":
@@ -265,8 +322,10 @@ def _check_choice(where: str, value: str, choices: tuple[str, ...]) -> None:
         _fail(where, f"{value!r} is not one of {', '.join(choices)}")
 
 
-def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0) -> NetworkSpec:
-    """Parse and validate a ``network:`` mapping. ``inputs`` comes from the case (channels)."""
+def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0,
+                  input_shape: tuple[int, ...] = ()) -> NetworkSpec:
+    """Parse and validate a ``network:`` mapping. ``inputs`` (and, for images, ``input_shape``)
+    come from the case."""
     if not isinstance(data, dict):
         _fail(where, "expected a mapping with 'layers'")
     unknown = sorted(set(data) - {"layers", "surrogate", "neuron"})
@@ -283,20 +342,35 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0) -> Ne
     if not isinstance(raw_layers, list) or not raw_layers:
         _fail(f"{where}.layers", "expected a non-empty list of layers")
     layers = []
+    shape = tuple(input_shape) or (inputs,)
     for i, raw in enumerate(raw_layers):
         lw = f"{where}.layers[{i}]"
         if not isinstance(raw, dict) or "type" not in raw:
             _fail(lw, "each layer needs a 'type'")
         kind = raw["type"]
-        _check_choice(f"{lw}.type", str(kind), WEIGHT_TYPES + NEURON_TYPES)
-        merged = {**neuron_defaults, **raw} if kind in NEURON_TYPES else raw
+        _check_choice(f"{lw}.type", str(kind), WEIGHT_TYPES + NEURON_TYPES + SHAPE_TYPES)
+        merged = {**neuron_defaults, **raw} if kind in NEURON_TYPES else dict(raw)
         if kind == "linear" and merged.get("out") == "inputs":  # as wide as the input (the layer sweep)
             merged = {**merged, "out": inputs}
+        if kind in ("conv2d", "maxpool"):
+            merged.setdefault("kernel", 5 if kind == "conv2d" else 2)
+            merged.setdefault("stride", 1 if kind == "conv2d" else merged["kernel"])
         layer = _build(LayerSpec, merged, lw)
-        if kind == "linear":
+        if kind in ("linear", "conv2d"):
             if not isinstance(layer.out, int) or layer.out <= 0:
-                _fail(f"{lw}.out", "a linear layer needs a positive 'out'")
-        else:
+                _fail(f"{lw}.out", f"a {kind} layer needs a positive 'out'")
+        if kind in ("conv2d", "maxpool"):
+            if layer.kernel < 1 or layer.stride < 1 or layer.padding < 0:
+                _fail(lw, "kernel and stride must be >= 1 and padding >= 0")
+            if len(shape) != 3:
+                _fail(lw, f"{kind} needs an image input (C, H, W), got a flat input of {math.prod(shape)}")
+            out_shape = layer_output_shape(layer, shape)
+            if min(out_shape[1:]) < 1:
+                _fail(lw, f"{kind} (kernel {layer.kernel}) does not fit its {shape[1]}x{shape[2]} input")
+        if kind == "linear" and len(shape) != 1:
+            _fail(lw, f"linear needs a flat input: add a 'flatten' layer after the {'x'.join(map(str, shape))} "
+                      "spatial layers")
+        if layer.is_neuron:
             _check_choice(f"{lw}.reset", layer.reset, RESETS)
             if not 0.0 < layer.beta <= 1.0:
                 _fail(f"{lw}.beta", f"must be in (0, 1], got {layer.beta}")
@@ -307,20 +381,26 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0) -> Ne
             _check_choice(f"{lw}.method", layer.method, NORESET_METHODS)
             if layer.k < 1 or layer.levels < 1 or layer.tau <= 0:
                 _fail(lw, "k and levels must be >= 1 and tau > 0")
+        shape = layer_output_shape(layer, shape)
         layers.append(layer)
-    # Structure: weight layer then neuron layer, pairwise; the last neuron is the LI readout.
-    for i, layer in enumerate(layers):
-        expect_weight = i % 2 == 0
-        if expect_weight != (layer.type in WEIGHT_TYPES):
+    # Structure: weight layer then neuron layer, pairwise (shape layers may follow a neuron layer);
+    # the last layer is a neuron layer (an LI readout, or spikes).
+    core = [(i, layer) for i, layer in enumerate(layers) if layer.type not in SHAPE_TYPES]
+    for j, (i, layer) in enumerate(core):
+        if (j % 2 == 0) != layer.is_weight:
             _fail(f"{where}.layers[{i}]", "layers must alternate weight layer, neuron layer")
-    if len(layers) % 2:
+    for i, layer in enumerate(layers):
+        if layer.type in SHAPE_TYPES and (i == 0 or layers[i - 1].is_weight):
+            _fail(f"{where}.layers[{i}]", f"'{layer.type}' must follow a neuron layer (or another shape layer)")
+    if len(core) % 2:
         _fail(f"{where}.layers", "the last weight layer needs a neuron layer after it")
     if not layers[-1].is_neuron:
         _fail(f"{where}.layers[{len(layers) - 1}]", "the network must end in a neuron layer")
     for i, layer in enumerate(layers[:-1]):
         if layer.type == "li":
             _fail(f"{where}.layers[{i}]", "'li' is only allowed as the readout (last layer)")
-    return NetworkSpec(inputs=inputs, layers=tuple(layers), surrogate=surrogate, time_steps=time_steps)
+    return NetworkSpec(inputs=inputs, layers=tuple(layers), surrogate=surrogate, time_steps=time_steps,
+                       input_shape=tuple(input_shape))
 
 
 def validate_case(case: CaseSpec, where: str) -> None:
@@ -363,7 +443,8 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
         _fail(where, "a suite file must be a mapping with 'suite', 'network' and 'cases'")
     allowed = {"suite", "description", "runners", "defaults", "network", "cases", "quick", "quick_cases",
                "timing", "memory_limit_gb"}
-    unknown = sorted(set(data) - allowed)
+    # "x-" keys hold YAML anchors (shared networks) and are not fields
+    unknown = sorted(k for k in set(data) - allowed if not str(k).startswith("x-"))
     if unknown:
         _fail(where, f"unknown top-level field {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
     name = data.get("suite")
@@ -393,12 +474,18 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
             _fail(cw, "no 'network' for this case and no suite-level 'network'")
         case_quick = {k: v for k, v in quick_over.items() if k != "timing"}
         spec = _build(CaseSpec, {**defaults, **raw}, cw, overrides=case_quick if quick else None)
+        input_shape = DATASET_SHAPES.get(spec.dataset, ())
+        if input_shape:  # the sensor fixes the input size
+            if "channels" in {**defaults, **raw}:
+                _fail(f"{cw}.channels", f"{spec.dataset} input is {'x'.join(map(str, input_shape))} "
+                                         "(set by the sensor): remove 'channels'")
+            spec = dataclasses.replace(spec, channels=math.prod(input_shape))
         validate_case(spec, cw)
         if spec.id in seen:
             _fail(f"{cw}.id", f"duplicate case id {spec.id!r}")
         seen.add(spec.id)
         network = parse_network(network_raw, f"{cw}.network" if "network" in raw else f"{where}.network",
-                                spec.channels, spec.time_steps)
+                                spec.channels, spec.time_steps, input_shape)
         cases.append(Case(spec=spec, network=network))
     timing = parse_timing(data.get("timing", {}) or {}, f"{where}.timing")
     if quick and isinstance(quick_over.get("timing"), dict):
@@ -415,6 +502,20 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
         timing=timing,
         memory_limit_gb=float(limit) if limit is not None else None,
     )
+
+
+def select_cases(suite: Suite, patterns: str | None) -> Suite:
+    """Keep the cases whose id matches one of the comma-separated glob ``patterns`` (None: all)."""
+    if not patterns:
+        return suite
+    import fnmatch
+
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    cases = tuple(c for c in suite.cases if any(fnmatch.fnmatchcase(c.id, p) for p in wanted))
+    if not cases:
+        known = ", ".join(c.id for c in suite.cases)
+        raise SnnbenchError(f"no case of suite {suite.name!r} matches {patterns!r} (cases: {known})")
+    return dataclasses.replace(suite, cases=cases)
 
 
 def expand_sweep(raw: Any, where: str) -> list[Any]:
@@ -496,13 +597,19 @@ def init_weights(network: NetworkSpec, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     weights: dict[str, np.ndarray] = {}
     n_in = network.inputs
-    for i, layer in enumerate(network.layers):
-        if layer.type == "linear":
+    for i, (layer, in_shape) in enumerate(zip(network.layers, network.input_shapes())):
+        n_in = math.prod(in_shape)
+        if layer.type == "conv2d":  # nn.Conv2d's default: the same bound with fan_in = in * k * k
+            c_in, k = in_shape[0], int(layer.kernel)
+            bound = 1.0 / math.sqrt(c_in * k * k)
+            weights[f"layers.{i}.weight"] = rng.uniform(-bound, bound, (layer.out, c_in, k, k)).astype(np.float32)
+            if layer.bias:
+                weights[f"layers.{i}.bias"] = rng.uniform(-bound, bound, (layer.out,)).astype(np.float32)
+        elif layer.type == "linear":
             bound = 1.0 / math.sqrt(n_in)
             weights[f"layers.{i}.weight"] = rng.uniform(-bound, bound, (layer.out, n_in)).astype(np.float32)
             if layer.bias:
                 weights[f"layers.{i}.bias"] = rng.uniform(-bound, bound, (layer.out,)).astype(np.float32)
-            n_in = layer.out
         elif layer.type in ("psn", "masked_psn"):
             T = network.time_steps
             bound = 1.0 / math.sqrt(T)
@@ -516,7 +623,7 @@ def init_weights(network: NetworkSpec, seed: int) -> dict[str, np.ndarray]:
             # initial decay a = sigmoid(bias)^(1/tau) = beta, as for a LIF: bias = logit(beta^tau)
             p = min(layer.beta ** layer.tau, 1.0 - 1e-7)
             weights[f"layers.{i}.conv_bias"] = np.full((n_in,), math.log(p / (1.0 - p)), np.float32)
-        elif layer.learn_beta:
+        elif layer.is_neuron and layer.learn_beta:
             weights[f"layers.{i}.beta"] = np.full((n_in,), layer.decay, np.float32)
     return weights
 
@@ -553,6 +660,7 @@ def case_from_dict(data: dict[str, Any]) -> Case:
         layers=tuple(LayerSpec(**layer) for layer in net["layers"]),
         surrogate=SurrogateSpec(**net["surrogate"]),
         time_steps=net.get("time_steps", 0),
+        input_shape=tuple(net.get("input_shape", ())),
     )
     spec = dict(data["spec"])
     spec["eval_time_steps"] = tuple(spec.get("eval_time_steps", ()))
@@ -560,10 +668,14 @@ def case_from_dict(data: dict[str, Any]) -> Case:
 
 
 def gemm_shapes(case: Case) -> list[tuple[int, int, int]]:
-    """``(M, K, N)`` of each weight layer's forward product ``[M, K] @ [K, N]``, ``M = T * B``."""
-    m, k, shapes = case.spec.time_steps * case.spec.batch, case.network.inputs, []
-    for layer in case.network.layers:
+    """``(M, K, N)`` of each weight layer's forward product ``[M, K] @ [K, N]``, ``M = T * B``.
+
+    A ``conv2d`` counts as its im2col product: ``M = T * B * H_out * W_out``, ``K = C_in * k * k``."""
+    tb, shapes, net = case.spec.time_steps * case.spec.batch, [], case.network
+    for layer, in_shape, out_shape in zip(net.layers, net.input_shapes(), net.shapes()):
         if layer.type == "linear":
-            shapes.append((m, k, int(layer.out)))
-            k = int(layer.out)
+            shapes.append((tb, in_shape[0], int(layer.out)))
+        elif layer.type == "conv2d":
+            k = int(layer.kernel)
+            shapes.append((tb * out_shape[1] * out_shape[2], in_shape[0] * k * k, int(layer.out)))
     return shapes

@@ -145,3 +145,39 @@ def test_adapter_trains(name, small_shd):
     ev = r.evaluate()
     assert ev.samples == len(test) and 0.0 <= ev.accuracy <= 1.0
     assert losses[-1] < losses[0], losses
+
+
+def test_a_rounding_flip_sets_its_sample_aside(monkeypatch):
+    """One flipped spike (and everything downstream of it in that sample) is not a semantic
+    difference: that sample is set aside and the rest must still agree; flips in most samples fail."""
+    need("torch")
+    from snnbench.runners.torch_runner import TorchRunner
+
+    def make(flip_samples):
+        class Flipping(TorchRunner):
+            name = "flipping"
+
+            def forward(self, x):
+                out = super().forward(x)
+                for b in flip_samples:  # one flip, and its sample's readout thrown off
+                    out.spikes[0][b, 3, 0] = 1 - out.spikes[0][b, 3, 0]
+                    out.readout[b] += 0.5
+                return out
+
+            def forward_backward(self, x, y):
+                res = super().forward_backward(x, y)
+                if len(x) == 8:  # the whole batch, flipped samples included: the loss drifts
+                    res = type(res)(res.loss * 1.01, res.grads)
+                return res
+
+        return Flipping
+
+    case = make_case(T=32)
+    monkeypatch.setitem(registry(), "flipping", make([2]))
+    res = parity.compare(case, "flipping", batch=8)
+    assert res["status"] == "pass", parity.summary(res)
+    assert res["samples_set_aside"] == 1 and sum(s["flips"] for s in res["spikes"]) == 1
+    assert "1 of 8 samples with flips set aside" in parity.summary(res)
+    monkeypatch.setitem(registry(), "flipping", make(range(8)))
+    res = parity.compare(case, "flipping", batch=8)
+    assert res["status"] == "fail" and res["samples_set_aside"] == 0

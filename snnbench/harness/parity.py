@@ -11,6 +11,14 @@ Both runners get the same canonical weights and the same input batch. Compared:
 
 ``pass``: all hold. ``deviates``: they do not, and the runner declared why (its ``deviations()``);
 the measured sizes are reported. ``fail``: they do not, with no declared reason: a bug.
+
+A rounding flip (a membrane within float rounding of the threshold, landing on the other side when
+the arithmetic order differs, as between oneDNN and XLA convolutions) changes everything downstream
+of it in that sample: the readout, the loss and the gradients drift far past the tolerances above
+although both runners compute the same equations. So when the flips are few (at most one per
+10,000 reference spikes), the samples that hold them are set aside, counted and reported, and the
+readout, loss and gradients are compared on the remaining samples (at least half the batch), with
+the same tolerances.
 """
 
 from __future__ import annotations
@@ -63,16 +71,23 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
     x, y = parity_input(case, batch, seed)
     ref, other = runners[reference], runners[runner]
     f_ref, f_other = ref.forward(x), other.forward(x)
-    g_ref, g_other = ref.forward_backward(x, y), other.forward_backward(x, y)
 
-    spikes = []
+    spikes, flips_per_sample = [], np.zeros(batch, np.int64)
     for i, (a, b) in enumerate(zip(f_other.spikes, f_ref.spikes)):
         assert a.shape == b.shape, f"spiking layer {i}: shape {a.shape} vs reference {b.shape}"
+        flips_per_sample += (a != b).reshape(batch, -1).sum(1)
         spikes.append({"layer": i, "flips": int((a != b).sum()), "spikes_ref": int(b.sum()),
                        "rate_ref": float(b.mean())})
     assert f_other.readout.shape == f_ref.readout.shape, "readout shape differs"
-    scale = float(np.abs(f_ref.readout).max()) or 1.0
-    readout_err = float(np.abs(f_other.readout - f_ref.readout).max()) / scale
+    total_flips = sum(s["flips"] for s in spikes)
+    allowed_flips = max(1, int(1e-4 * sum(s["spikes_ref"] for s in spikes)))
+    keep = np.arange(batch)
+    if 0 < total_flips <= allowed_flips and (flips_per_sample == 0).sum() >= batch / 2:
+        keep = np.flatnonzero(flips_per_sample == 0)  # rounding flips: compare on the clean samples
+    set_aside = int(batch - len(keep))
+    scale = float(np.abs(f_ref.readout[keep]).max()) or 1.0
+    readout_err = float(np.abs(f_other.readout[keep] - f_ref.readout[keep]).max()) / scale
+    g_ref, g_other = ref.forward_backward(x[keep], y[keep]), other.forward_backward(x[keep], y[keep])
     loss_err = abs(g_other.loss - g_ref.loss) / max(abs(g_ref.loss), 1e-12)
     grads = {}
     for k in sorted(g_ref.grads):
@@ -80,8 +95,6 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
         nb = np.linalg.norm(b)
         grads[k] = {"cosine": _cosine(a, b),
                     "norm_rel_err": float(abs(np.linalg.norm(a) - nb) / nb) if nb else float(np.linalg.norm(a))}
-    total_flips = sum(s["flips"] for s in spikes)
-    allowed_flips = max(1, int(1e-4 * sum(s["spikes_ref"] for s in spikes)))
     spike_readout = case.network.layers[-1].spiking  # no LI readout: the output is the last spike train
     checks = {
         "spikes_identical": all(s["flips"] == 0 for s in spikes),
@@ -109,6 +122,7 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
         min_grad_cosine=min(g["cosine"] for g in grads.values()),
         max_grad_norm_rel_err=max(g["norm_rel_err"] for g in grads.values()),
         batch=batch,
+        samples_set_aside=set_aside,
     )
     return result
 
@@ -121,4 +135,6 @@ def summary(result: dict[str, Any]) -> str:
     text = (f"{result['status']}: spike flips {flips}, readout err {result['readout_max_rel_err']:.1e}, "
             f"loss err {result['loss_rel_err']:.1e}, min grad cosine {result['min_grad_cosine']:.5f}, "
             f"max grad norm err {result['max_grad_norm_rel_err']:.1e}")
+    if result.get("samples_set_aside"):
+        text += f", {result['samples_set_aside']} of {result['batch']} samples with flips set aside"
     return text + (f" ({result['reason']})" if result.get("reason") else "")

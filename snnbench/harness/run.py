@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data import resolve_shd
+from ..data import resolve_source
 from ..errors import SnnbenchError
 from ..results.store import RunDir
 from ..spec import Case, Suite, case_to_dict
@@ -160,7 +160,8 @@ def _parity(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
     return {"status": "unknown", "summary": f"parity {rec.get('status')}: {rec.get('reason', '')}"}
 
 
-def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None) -> list[tuple[Case, str]]:
+def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None,
+         epochs: int | None = None) -> list[tuple[Case, str]]:
     cases = []
     for case in suite.cases:
         spec = case.spec
@@ -168,6 +169,8 @@ def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None)
             spec = replace(spec, device=device)
         if seed is not None:
             spec = replace(spec, seed=seed)
+        if epochs is not None and spec.epochs > 0:  # timing-only cases (epochs 0) stay so
+            spec = replace(spec, epochs=epochs)
         cases.append(replace(case, spec=spec))
     return [(case, runner) for case in cases for runner in runners]
 
@@ -189,12 +192,15 @@ def drop_unfinished(run_dir: RunDir, finished: set[tuple[str, str]]) -> int:
 
 
 def resolve_sources(jobs: list[tuple[Case, str]], data_dir: str | None) -> dict[tuple, Any]:
-    """The data source of every SHD case, keyed by (dataset, train_samples, test_samples)."""
+    """The data source of every file-backed case (SHD, N-MNIST), keyed by (dataset, train_samples,
+    test_samples)."""
     sources: dict[tuple, Any] = {}
     for case, _ in jobs:
         key = (case.spec.dataset, case.spec.train_samples, case.spec.test_samples)
-        if key not in sources and case.spec.dataset == "shd":
-            sources[key] = resolve_shd(data_dir, case.spec.train_samples, case.spec.test_samples)
+        if key not in sources:
+            source = resolve_source(case.spec.dataset, data_dir, case.spec.train_samples, case.spec.test_samples)
+            if source is not None:
+                sources[key] = source
     return sources
 
 
@@ -212,12 +218,14 @@ def run_suite(
     on_start: Callable[[RunDir, list[tuple[Case, str]], str], None] = lambda *a: None,
     check_parity: bool = True,
     resume: RunDir | None = None,
+    case_filter: str | None = None,
+    epochs: int | None = None,
 ) -> RunDir:
     """Run every (case, runner) of ``suite``; returns the run directory.
 
     With ``resume``, continue that run directory: finished jobs are kept, unfinished ones rerun.
     """
-    jobs = plan(suite, runners, device, seed)
+    jobs = plan(suite, runners, device, seed, epochs)
     if resume is not None:
         done = finished_jobs(resume)
         jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
@@ -236,7 +244,7 @@ def run_suite(
         manifest = {
             "suite": suite.name, "suite_path": suite.path, "description": suite.description,
             "runners": runners, "quick": quick, "device": device, "seed": seed, "data_dir": data_dir,
-            "check_parity": check_parity, "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "check_parity": check_parity, "case_filter": case_filter, "epochs": epochs, "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "timing": suite.timing, "environment": env.capture(), "cases": [case_to_dict(c) for c in suite.cases],
         }
     manifest["status"] = "running"

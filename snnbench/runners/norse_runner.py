@@ -1,6 +1,9 @@
 """Norse 1.1: ``LIFBoxCell`` hidden layers and an ``LIBoxCell`` readout, each lifted over time with
 ``norse.torch.Lift``; ``nn.Linear`` is applied to the whole ``[T, B, C]`` sequence at once.
 
+Convolutions are ``nn.Conv2d`` and ``nn.MaxPool2d`` over all ``T * B`` images at once (what
+``Lift(nn.Conv2d)`` computes, without its Python loop over time); the cells run on ``[T, B, C, H, W]``.
+
 Norse integrates an ODE: ``v <- v + dt * tau_mem_inv * (v_leak - v + i)``, so with ``dt = 1`` and
 ``v_leak = 0`` one step is ``v <- beta * v + (1 - beta) * i`` with ``beta = 1 - tau_mem_inv``. The
 adapter sets ``tau_mem_inv = 1 - beta`` and feeds ``i = I / (1 - beta)`` (the linear layer's output
@@ -66,15 +69,26 @@ def build_norse_module(net: NetworkSpec):
         def forward(self, x):
             return x * self.factor
 
+    in_shapes = net.input_shapes()
+
     class NorseNet(nn.Module):
         def __init__(self):
             super().__init__()
             self.spec = net
-            layers, n_in = [], net.inputs
-            for layer, n in zip(net.layers, net.sizes()):
+            layers = []
+            for i, (layer, n) in enumerate(zip(net.layers, net.sizes())):
                 if layer.type == "linear":
-                    layers.append(nn.Linear(n_in, n, bias=layer.bias))
-                    n_in = n
+                    layers.append(nn.Linear(in_shapes[i][0], n, bias=layer.bias))
+                    continue
+                if layer.type == "conv2d":
+                    layers.append(nn.Conv2d(in_shapes[i][0], int(layer.out), int(layer.kernel),
+                                            stride=int(layer.stride), padding=layer.padding, bias=layer.bias))
+                    continue
+                if layer.type == "maxpool":
+                    layers.append(nn.MaxPool2d(int(layer.kernel), int(layer.stride)))
+                    continue
+                if layer.type == "flatten":
+                    layers.append(nn.Flatten(2))  # [T, B, C, H, W] -> [T, B, n]
                     continue
                 beta = float(layer.decay)
                 tau = torch.as_tensor(1.0 - beta)
@@ -90,15 +104,20 @@ def build_norse_module(net: NetworkSpec):
 
         def forward(self, x):
             assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
-            h, spikes = x, []
+            T, B = x.shape[:2]
+            h, spikes = x.reshape(T, B, *in_shapes[0]), []
             for layer, module in zip(self.spec.layers, self.layers):
-                if layer.type == "linear":
+                if layer.type in ("linear", "flatten"):
                     h = module(h)
                     continue
-                h, _state = module(h)  # Lift returns (outputs [T, B, N], final state)
+                if layer.type in ("conv2d", "maxpool"):  # all T * B images at once
+                    h = module(h.flatten(0, 1))
+                    h = h.reshape(T, B, *h.shape[1:])
+                    continue
+                h, _state = module(h)  # Lift returns (outputs [T, B, ...], final state)
                 if layer.type == "li":
                     return spikes, h
-                spikes.append(h)
+                spikes.append(h.flatten(2))  # [T, B, n], canonical (C, H, W) order
             return spikes, spikes[-1]  # no LI readout: the last spike train is the output
 
     return NorseNet()

@@ -13,7 +13,10 @@ Spec mapping:
   ``straight_through`` -> ``surrogate.straight_through_estimator()``: the same functions as the
   canonical ones. ``triangular`` and ``boxcar`` differ from snnTorch's own, so they go through
   ``surrogate.custom_surrogate`` with the canonical formula.
-* ``learn_beta`` -> a per-neuron ``beta`` tensor with ``learn_beta=True``.
+* ``learn_beta`` -> a per-neuron ``beta`` tensor with ``learn_beta=True`` (``[C, H, W]`` after a
+  convolution).
+* ``conv2d`` -> ``nn.Conv2d``, ``maxpool`` -> ``nn.MaxPool2d``, ``flatten`` -> ``nn.Flatten``, each
+  applied per time step to ``[B, C, H, W]`` as in snnTorch's convolutional tutorials.
 
 Deviation: snnTorch always detaches the reset, so ``detach_reset: false`` cannot be expressed; such
 a case runs detached and the parity result says so.
@@ -46,41 +49,52 @@ def build_snntorch_module(net: NetworkSpec):
     from torch import nn
 
     grad = _spike_grad(net.surrogate.name, net.surrogate.slope)
+    in_shapes = net.input_shapes()
 
-    def beta_arg(layer, n):
-        return torch.full((n,), float(layer.decay)) if layer.learn_beta else float(layer.decay)
+    def beta_arg(layer, n, shape):
+        # a per-neuron decay has the shape of the layer's activity: [n] or [C, H, W]
+        return torch.full(shape, float(layer.decay)) if layer.learn_beta else float(layer.decay)
 
     class SnnTorchNet(nn.Module):
         def __init__(self):
             super().__init__()
             self.spec = net
-            layers, n_in = [], net.inputs
-            for layer, n in zip(net.layers, net.sizes()):
+            layers = []
+            for i, (layer, n, shape) in enumerate(zip(net.layers, net.sizes(), net.shapes())):
                 if layer.type == "linear":
-                    layers.append(nn.Linear(n_in, n, bias=layer.bias))
+                    layers.append(nn.Linear(in_shapes[i][0], n, bias=layer.bias))
+                elif layer.type == "conv2d":
+                    layers.append(nn.Conv2d(in_shapes[i][0], int(layer.out), int(layer.kernel),
+                                            stride=int(layer.stride), padding=layer.padding, bias=layer.bias))
+                elif layer.type == "maxpool":
+                    layers.append(nn.MaxPool2d(int(layer.kernel), int(layer.stride)))
+                elif layer.type == "flatten":
+                    layers.append(nn.Flatten())
                 elif layer.type == "li":
-                    layers.append(snn.Leaky(beta=beta_arg(layer, n), reset_mechanism="none", learn_beta=layer.learn_beta))
+                    layers.append(snn.Leaky(beta=beta_arg(layer, n, shape), reset_mechanism="none",
+                                            learn_beta=layer.learn_beta))
                 elif layer.type == "cuba_lif":
-                    layers.append(snn.Synaptic(alpha=layer.alpha, beta=beta_arg(layer, n), threshold=layer.threshold,
+                    layers.append(snn.Synaptic(alpha=layer.alpha, beta=beta_arg(layer, n, shape), threshold=layer.threshold,
                                                spike_grad=grad, reset_mechanism=layer.reset, learn_beta=layer.learn_beta))
                 else:
-                    layers.append(snn.Leaky(beta=beta_arg(layer, n), threshold=layer.threshold, spike_grad=grad,
+                    layers.append(snn.Leaky(beta=beta_arg(layer, n, shape), threshold=layer.threshold, spike_grad=grad,
                                             reset_mechanism=layer.reset, learn_beta=layer.learn_beta))
-                n_in = n
             self.layers = nn.ModuleList(layers)
 
         def forward(self, x):
             assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
             kinds = [layer.type for layer in self.spec.layers]
+            stateless = ("linear", "conv2d", "maxpool", "flatten")
             # Fresh state per sequence: an empty membrane makes snnTorch start from zeros.
-            state = [m.init_synaptic() if k == "cuba_lif" else m.init_leaky() if k != "linear" else None
+            state = [m.init_synaptic() if k == "cuba_lif" else m.init_leaky() if k not in stateless else None
                      for k, m in zip(kinds, self.layers)]
             spk_rec = [[] for k in kinds if k in ("lif", "if", "cuba_lif")]
             readout = []
+            B = x.shape[1]
             for x_t in x:
-                h, j = x_t, 0
+                h, j = x_t.reshape(B, *in_shapes[0]), 0  # images as [B, C, H, W], as a snnTorch user feeds them
                 for i, (kind, module) in enumerate(zip(kinds, self.layers)):
-                    if kind == "linear":
+                    if kind in stateless:
                         h = module(h)
                     elif kind == "cuba_lif":
                         syn, mem = state[i]
@@ -96,8 +110,8 @@ def build_snntorch_module(net: NetworkSpec):
                             spk_rec[j].append(spk)
                             j += 1
                             h = spk
-            spikes = [torch.stack(s) for s in spk_rec]
-            return spikes, torch.stack(readout) if readout else spikes[-1]
+            spikes = [torch.stack(s).flatten(2) for s in spk_rec]  # [T, B, n], canonical (C, H, W) order
+            return spikes, torch.stack(readout).flatten(2) if readout else spikes[-1]
 
     return SnnTorchNet()
 

@@ -6,6 +6,11 @@ path is shared with the reference, so the comparison isolates the network's exec
 Spec mapping:
 
 * ``linear`` -> ``flax.nnx.Linear`` (kernel ``[in, out]`` = canonical weight transposed).
+* ``conv2d`` -> ``flax.nnx.Conv`` (kernel ``[k, k, in, out]``), ``maxpool`` -> ``flax.nnx.max_pool``
+  (Spyx has only a sum pool), ``flatten`` -> ``spyx.nn.Flatten``. Flax keeps images as
+  ``[B, H, W, C]``: the input is transposed once per batch, neurons after a convolution have shape
+  ``(H, W, C)``, and the first ``linear`` after a ``flatten`` gets its canonical weight columns
+  permuted to ``H, W, C`` order (see :func:`feature_orders`).
 * ``lif`` -> ``spyx.nn.LIF(beta, threshold)``; ``if`` -> ``spyx.nn.IF``; ``li`` -> ``spyx.nn.LI``.
 * surrogate -> ``spyx.axn.superspike(k)`` and ``spyx.axn.triangular(k)`` where they are the canonical
   function; otherwise ``spyx.axn.custom`` with the canonical formula (Spyx's ``arctan(k)`` peaks at
@@ -67,7 +72,7 @@ class SpyxRunner(JaxRunnerBase):
         return RunnerInfo(
             framework="spyx",
             version=getattr(spyx, "__version__", "?"),
-            mode="jit epoch: lax.scan over batches; spyx.nn.run (lax.scan over time, per-step Sequential)",
+            mode=self._epoch_text() + "; spyx.nn.run (lax.scan over time, per-step Sequential)",
             extra={"flax": flax.__version__, "deviations": self.deviations()},
         )
 
@@ -78,32 +83,49 @@ class SpyxRunner(JaxRunnerBase):
         return devs
 
     # ------------------------------------------------------------------------------- model
-    def _make_layer(self, layer: LayerSpec, n_in: int, n: int, rngs):
+    def _make_layer(self, layer: LayerSpec, in_shape: tuple[int, ...], shape: tuple[int, ...], rngs):
         import spyx
         from flax import nnx
 
         s = self.case.network.surrogate
         if layer.type == "linear":
-            return nnx.Linear(n_in, n, use_bias=layer.bias, rngs=rngs)
+            return nnx.Linear(in_shape[0], shape[0], use_bias=layer.bias, rngs=rngs)
+        if layer.type == "conv2d":
+            k, p = int(layer.kernel), layer.padding
+            return nnx.Conv(in_shape[0], int(layer.out), (k, k), strides=int(layer.stride), padding=[(p, p), (p, p)],
+                            use_bias=layer.bias, rngs=rngs)
+        if layer.type == "maxpool":
+            return _max_pool_module(int(layer.kernel), int(layer.stride))
+        if layer.type == "flatten":
+            return spyx.nn.Flatten()
+        hidden = _nhwc(shape)
         beta = None if layer.learn_beta else layer.decay
         if layer.type == "li":
-            return spyx.nn.LI((n,), beta=beta, rngs=rngs)
+            return spyx.nn.LI(hidden, beta=beta, rngs=rngs)
         act = _activation(s.name, s.slope)
         if layer.type == "if":
-            return spyx.nn.IF((n,), threshold=layer.threshold, activation=act, rngs=rngs)
-        return spyx.nn.LIF((n,), beta=beta, threshold=layer.threshold, activation=act, rngs=rngs)
+            return spyx.nn.IF(hidden, threshold=layer.threshold, activation=act, rngs=rngs)
+        return spyx.nn.LIF(hidden, beta=beta, threshold=layer.threshold, activation=act, rngs=rngs)
 
     def _build_model(self, case: Case, seed: int) -> None:
         import spyx
         from flax import nnx
 
         rngs = nnx.Rngs(seed)
-        layers, n_in = [], case.network.inputs
-        for layer, n in zip(case.network.layers, case.network.sizes()):
-            layers.append(self._make_layer(layer, n_in, n, rngs))
-            n_in = n
+        net = case.network
+        layers = [self._make_layer(layer, in_shape, shape, rngs)
+                  for layer, in_shape, shape in zip(net.layers, net.input_shapes(), net.shapes())]
         self.graphdef, state = nnx.split(spyx.nn.Sequential(*layers))
         self._template = nnx.to_pure_dict(state)
+        self._orders = feature_orders(net)
+        self._image = len(net.sample_shape) == 3
+
+    def _time_major_input(self, x):
+        """``[T, B, C*H*W]`` (canonical) -> ``[T, B, H, W, C]``, Flax's image layout."""
+        if not self._image:
+            return x
+        T, B = x.shape[:2]
+        return x.reshape(T, B, *self.case.network.sample_shape).transpose(0, 1, 3, 4, 2)
 
     def _apply(self, params, x):
         import spyx
@@ -111,7 +133,7 @@ class SpyxRunner(JaxRunnerBase):
 
         from .reference.model import NetOutput
 
-        readout, _ = spyx.nn.run(nnx.merge(self.graphdef, params), x)
+        readout, _ = spyx.nn.run(nnx.merge(self.graphdef, params), self._time_major_input(x))
         return NetOutput((), readout)
 
     def _apply_with_spikes(self, params, x):
@@ -121,10 +143,12 @@ class SpyxRunner(JaxRunnerBase):
         from .reference.model import NetOutput
 
         model = nnx.merge(self.graphdef, params)
+        x = self._time_major_input(x)
         spikes = []
         for i, layer in enumerate(self.case.network.layers):
             if layer.spiking:  # the prefix of the network up to this layer, run over time
                 out, _ = spyx.nn.run(spyx.nn.Sequential(*model.layers[: i + 1]), x)
+                out = out.reshape(*out.shape[:2], -1)[..., np.argsort(self._orders[i])]  # canonical order
                 spikes.append(out)
         readout, _ = spyx.nn.run(model, x)
         return NetOutput(tuple(spikes), readout)
@@ -145,23 +169,83 @@ class SpyxRunner(JaxRunnerBase):
         import jax.numpy as jnp
 
         params = {"layers": {i: dict(v) for i, v in self._template["layers"].items()}}
+        in_orders = [np.arange(self.case.network.sample_shape[0]) if not self._image else None, *self._orders[:-1]]
         for key, value in weights.items():
             _, i, kind = key.split(".")
+            i = int(i)
             arr = np.asarray(value, np.float32)
-            name = {"weight": "kernel", "bias": "bias", "beta": "beta"}[kind]
-            params["layers"][int(i)][name] = jnp.asarray(arr.T if kind == "weight" else arr)
+            if kind == "weight" and arr.ndim == 4:  # conv [O, I, kh, kw] -> Flax [kh, kw, I, O]
+                params["layers"][i]["kernel"] = jnp.asarray(arr.transpose(2, 3, 1, 0))
+            elif kind == "weight":  # linear [out, in] -> [in, out], rows in Spyx's feature order
+                params["layers"][i]["kernel"] = jnp.asarray(arr[:, in_orders[i]].T)
+            elif kind == "bias":
+                params["layers"][i]["bias"] = jnp.asarray(arr)
+            else:  # per-neuron decay, in the layer's Spyx shape
+                shape = self._template["layers"][i]["beta"].shape
+                params["layers"][i]["beta"] = jnp.asarray(arr[self._orders[i]].reshape(shape))
         return params
 
     def _from_params(self, params) -> dict[str, np.ndarray]:
+        in_orders = [np.arange(self.case.network.sample_shape[0]) if not self._image else None, *self._orders[:-1]]
         out = {}
         for i, leaves in params["layers"].items():
-            layer = self.case.network.layers[int(i)]
+            i = int(i)
+            layer = self.case.network.layers[i]
             for name, value in leaves.items():
                 arr = np.asarray(value, np.float32)
-                if name == "kernel":
-                    out[f"layers.{i}.weight"] = arr.T.copy()
+                if name == "kernel" and arr.ndim == 4:
+                    out[f"layers.{i}.weight"] = arr.transpose(3, 2, 0, 1).copy()
+                elif name == "kernel":
+                    w = np.empty((arr.shape[1], arr.shape[0]), np.float32)
+                    w[:, in_orders[i]] = arr.T
+                    out[f"layers.{i}.weight"] = w
                 elif name == "bias":
                     out[f"layers.{i}.bias"] = arr
                 elif name == "beta" and layer.learn_beta:
-                    out[f"layers.{i}.beta"] = arr
+                    beta = np.empty(arr.size, np.float32)
+                    beta[self._orders[i]] = arr.ravel()
+                    out[f"layers.{i}.beta"] = beta
         return out
+
+
+def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A canonical ``(C, H, W)`` activity shape as Flax holds it, ``(H, W, C)``; flat shapes unchanged."""
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def feature_orders(net) -> list[np.ndarray]:
+    """For each layer's output: Spyx's flat feature ``r`` is canonical feature ``order[r]``.
+
+    Flax keeps images as ``(H, W, C)``, so activity after a convolution, and the flat vector a
+    ``Flatten`` makes of it, are in ``H, W, C`` order, where the canonical order is ``C, H, W``; a
+    ``linear`` layer's output is in canonical order again.
+    """
+    orders, order = [], None
+    shape = net.sample_shape
+    if len(shape) == 3:
+        order = np.arange(int(np.prod(shape))).reshape(shape).transpose(1, 2, 0).ravel()
+    for layer, out_shape in zip(net.layers, net.shapes()):
+        if layer.type in ("conv2d", "maxpool"):
+            order = np.arange(int(np.prod(out_shape))).reshape(out_shape).transpose(1, 2, 0).ravel()
+        elif layer.type == "linear":
+            order = np.arange(out_shape[0])
+        elif order is None:
+            order = np.arange(int(np.prod(out_shape)))
+        orders.append(order)
+    return orders
+
+
+def _max_pool_module(kernel: int, stride: int):
+    from flax import nnx
+
+    class MaxPool(nnx.Module):
+        """Stateless max pooling over ``[B, H, W, C]`` (Flax layout) for ``spyx.nn.Sequential``: Spyx
+        ships ``SumPool`` only, so this calls ``flax.nnx.max_pool``."""
+
+        def __init__(self):
+            self.kernel, self.stride = kernel, stride
+
+        def __call__(self, x):
+            return nnx.max_pool(x, (self.kernel, self.kernel), strides=(self.stride, self.stride), padding="VALID")
+
+    return MaxPool()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..data.staging import SpikeDataset, unpack
-from ..spec import Case
+from ..spec import Case, weight_shapes
 from .base import EpochResult, EvalResult, ForwardResult, GradResult, Runner, Support
 
 
@@ -128,10 +128,11 @@ class TorchRunnerBase(Runner):
         raise NotImplementedError
 
     def param_names(self) -> dict[str, str]:
-        """Canonical name -> ``named_parameters`` path (weights are [out, in] as in canonical)."""
+        """Canonical name -> ``named_parameters`` path (weights are ``[out, in]`` / ``[out, in, k, k]``
+        as in canonical)."""
         names = {}
         for i, layer in enumerate(self.case.network.layers):
-            if layer.type == "linear":
+            if layer.type in ("linear", "conv2d"):
                 names[f"layers.{i}.weight"] = f"layers.{i}.weight"
                 if layer.bias:
                     names[f"layers.{i}.bias"] = f"layers.{i}.bias"
@@ -165,9 +166,16 @@ class TorchRunnerBase(Runner):
     def _params(self) -> dict[str, Any]:
         return dict(self.model.named_parameters())
 
+    def _canonical(self, name: str, tensor) -> np.ndarray:
+        """A parameter (or its gradient) as a canonical array: a framework may shape it differently
+        (snnTorch's per-neuron decay after a convolution is ``[C, H, W]``, canonically ``[C*H*W]``)."""
+        if not hasattr(self, "_shapes"):
+            self._shapes = weight_shapes(self.case.network)
+        return tensor.detach().cpu().numpy().astype(np.float32).reshape(self._shapes[name]).copy()
+
     def get_weights(self) -> dict[str, np.ndarray]:
         params = self._params()
-        return {k: params[path].detach().cpu().numpy().astype(np.float32).copy() for k, path in self.param_names().items()}
+        return {k: self._canonical(k, params[path]) for k, path in self.param_names().items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         import torch
@@ -228,7 +236,7 @@ class TorchRunnerBase(Runner):
         loss, _ = self._loss(xt, yt)
         loss.backward()
         params = self._params()
-        grads = {k: params[p].grad.detach().cpu().numpy().copy() for k, p in self.param_names().items()}
+        grads = {k: self._canonical(k, params[p].grad) for k, p in self.param_names().items()}
         return GradResult(float(loss.detach()), grads)
 
     # ------------------------------------------------------------------------------- training

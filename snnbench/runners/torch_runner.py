@@ -7,7 +7,8 @@ associative scan, so ``lif_noreset`` with ``method: assoc`` and DSN's parallel f
 scan (declared in the mode).
 
 Spec mapping: every field is expressed exactly (this file *is* the canonical equations of
-:mod:`snnbench.spec` in PyTorch). ``linear`` is ``nn.Linear`` applied to all ``T * B`` rows at once;
+:mod:`snnbench.spec` in PyTorch). ``linear`` is ``nn.Linear`` applied to all ``T * B`` rows at once,
+``conv2d`` is ``nn.Conv2d`` and ``maxpool`` is ``F.max_pool2d`` over all ``T * B`` images at once;
 neurons loop over time in Python; the surrogate is one ``torch.autograd.Function`` with the
 canonical formulas. Not expressed: dtypes other than float32 and on-device shift augmentation
 (skipped with that reason).
@@ -51,6 +52,7 @@ def _leaky_sequence(current, beta):
 
 def build_canonical_module(net: NetworkSpec):
     import torch
+    import torch.nn.functional as F
     from torch import nn
 
     class Decay(nn.Module):
@@ -84,15 +86,20 @@ def build_canonical_module(net: NetworkSpec):
             self.spec = net
             self.surrogate = (net.surrogate.name, net.surrogate.slope)
             self.serial = False  # parallel-in-time neurons: use their step-by-step form
-            layers, n_in = [], net.inputs
+            self.in_shapes = net.input_shapes()
+            layers = []
             for i, (layer, n) in enumerate(zip(net.layers, net.sizes())):
                 if layer.type == "linear":
-                    layers.append(nn.Linear(n_in, n, bias=layer.bias))
+                    layers.append(nn.Linear(self.in_shapes[i][0], n, bias=layer.bias))
+                elif layer.type == "conv2d":
+                    layers.append(nn.Conv2d(self.in_shapes[i][0], int(layer.out), int(layer.kernel),
+                                            stride=int(layer.stride), padding=layer.padding, bias=layer.bias))
+                elif layer.type in ("maxpool", "flatten"):
+                    layers.append(nn.Identity())  # stateless: applied in forward
                 elif layer.type in PARALLEL_TYPES:
                     layers.append(ParallelNeuron(i))
                 else:
                     layers.append(Decay(layer.decay, n, layer.learn_beta))
-                n_in = n
             self.layers = nn.ModuleList(layers)
 
         def parallel_neuron(self, layer, module, h):
@@ -115,9 +122,17 @@ def build_canonical_module(net: NetworkSpec):
         def forward(self, x):
             assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
             h, spikes = x, []
-            for layer, module in zip(self.spec.layers, self.layers):
+            T, B = x.shape[:2]
+            for layer, module, in_shape in zip(self.spec.layers, self.layers, self.in_shapes):
                 if layer.type == "linear":
                     h = module(h)  # one GEMM over all T * B rows
+                elif layer.type == "conv2d":  # all T * B images at once, flat [T, B, n] between layers
+                    h = module(h.reshape(T * B, *in_shape)).reshape(T, B, -1)
+                elif layer.type == "maxpool":
+                    k, stride = int(layer.kernel), int(layer.stride)
+                    h = F.max_pool2d(h.reshape(T * B, *in_shape), k, stride).reshape(T, B, -1)
+                elif layer.type == "flatten":
+                    pass
                 elif layer.type == "li":
                     return spikes, _leaky_sequence(h, module())
                 elif layer.type in PARALLEL_TYPES:

@@ -43,6 +43,16 @@ def layer_case(n: int = 512, T: int = 100, B: int = 16):
                         "cases": [{"id": "layer"}]}, "bench.yaml").cases[0]
 
 
+def conv_case(T: int = 8, B: int = 16):
+    """The N-MNIST suite's m = 1 conv net on 2x34x34 inputs, at a CPU-sized T and batch."""
+    net = {"neuron": {"beta": 0.9}, "surrogate": {"name": "superspike", "slope": 1.0},
+           "layers": [{"type": "conv2d", "out": 12, "kernel": 5}, {"type": "lif"}, {"type": "maxpool", "kernel": 2},
+                      {"type": "conv2d", "out": 32, "kernel": 5}, {"type": "lif"}, {"type": "maxpool", "kernel": 2},
+                      {"type": "flatten"}, {"type": "linear", "out": 10}, {"type": "li"}]}
+    return parse_suite({"suite": "bench", "defaults": {"dataset": "nmnist", "time_steps": T, "batch": B},
+                        "network": net, "cases": [{"id": "conv"}]}, "bench.yaml").cases[0]
+
+
 def built(name: str, case):
     cls = get_runner_class(name)
     ok = cls.available()

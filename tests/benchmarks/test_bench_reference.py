@@ -5,7 +5,7 @@ import pytest
 
 from snnbench.data.staging import SpikeDataset, pack, unpack
 
-from .conftest import built, layer_case, shd_case, spike_batch
+from .conftest import built, conv_case, layer_case, shd_case, spike_batch
 
 pytest.importorskip("haiku")
 
@@ -44,6 +44,15 @@ def test_reference_training_epoch(benchmark):
 
 def test_layer_workload_forward_backward(benchmark):
     case = layer_case()
+    r = built("reference", case)
+    batch = r.prepare_batch(*spike_batch(case))
+    r.barrier(r.fwdbwd_step(batch))
+    benchmark(lambda: r.barrier(r.fwdbwd_step(batch)))
+
+
+def test_conv_net_forward_backward(benchmark):
+    """The N-MNIST conv net (convolutions, pooling with first-maximum gradients, two LIF layers)."""
+    case = conv_case()
     r = built("reference", case)
     batch = r.prepare_batch(*spike_batch(case))
     r.barrier(r.fwdbwd_step(batch))

@@ -85,6 +85,47 @@ class Neuron(hk.Module):
         return neurons.lif(current, beta, **kw)
 
 
+class Conv2D(hk.Module):
+    """Thin Haiku shell over :func:`conv2d`: owns ``w [out, in, k, k]`` (canonical, OIHW) and ``b``."""
+
+    def __init__(self, layer: LayerSpec, in_channels: int, name: str):
+        super().__init__(name=name)
+        self.layer, self.in_channels = layer, in_channels
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        layer, k = self.layer, int(self.layer.kernel)
+        w = hk.get_parameter("w", [int(layer.out), self.in_channels, k, k], x.dtype, init=jnp.zeros)
+        b = hk.get_parameter("b", [int(layer.out)], x.dtype, init=jnp.zeros) if layer.bias else None
+        return conv2d(x, w, b, int(layer.stride), layer.padding)
+
+
+def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None, stride: int, padding: int) -> jax.Array:
+    """PyTorch's ``Conv2d``: ``x [N, C, H, W]``, ``w [O, C, k, k]`` -> ``[N, O, H', W']``."""
+    y = jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
+                                     dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    return y if b is None else y + b[None, :, None, None]
+
+
+def max_pool(x: jax.Array, kernel: int, stride: int) -> jax.Array:
+    """Max over ``kernel x kernel`` windows of ``x [N, C, H, W]``, the gradient to the *first* maximal
+    element of each window (row-major), as PyTorch's ``max_pool2d``.
+
+    ``jnp.max`` would split the gradient among ties, and ties are the rule when pooling binary
+    spikes, so the window's argmax (first occurrence) picks the element explicitly.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = (H - kernel) // stride + 1, (W - kernel) // stride + 1
+    if stride == kernel:  # non-overlapping windows: a reshape, no gather
+        win = x[:, :, :Ho * kernel, :Wo * kernel].reshape(N, C, Ho, kernel, Wo, kernel)
+        win = win.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, kernel * kernel)
+    else:
+        rows = (jnp.arange(Ho) * stride)[:, None] + jnp.arange(kernel)[None, :]  # [Ho, k]
+        cols = (jnp.arange(Wo) * stride)[:, None] + jnp.arange(kernel)[None, :]  # [Wo, k]
+        win = x[:, :, rows[:, None, :, None], cols[None, :, None, :]].reshape(N, C, Ho, Wo, kernel * kernel)
+    first = jax.nn.one_hot(jnp.argmax(win, axis=-1), kernel * kernel, dtype=x.dtype)
+    return (win * jax.lax.stop_gradient(first)).sum(-1)
+
+
 def parallel_types() -> tuple[str, ...]:
     from ...spec import PARALLEL_TYPES
 
@@ -97,15 +138,24 @@ def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.
     ``serial``: parallel-in-time neurons use their sequential (inference) form, to measure how far
     the parallel training form is from it."""
     sizes = net.sizes()
+    in_shapes = net.input_shapes()
     surrogate = (net.surrogate.name, net.surrogate.slope)
 
     def forward(x: jax.Array) -> NetOutput:
         T, B = x.shape[:2]
         h, spikes = x, []
         for i, (layer, n) in enumerate(zip(net.layers, sizes)):
+            # Stateless layers see all T * B rows at once; the flat [T, B, n] layout is kept between layers.
             if layer.type == "linear":
                 lin = hk.Linear(n, with_bias=layer.bias, name=f"layer{i}")
                 h = lin(h.reshape(T * B, -1)).reshape(T, B, n)
+            elif layer.type == "conv2d":
+                conv = Conv2D(layer, in_shapes[i][0], name=f"layer{i}")
+                h = conv(h.reshape(T * B, *in_shapes[i])).reshape(T, B, n)
+            elif layer.type == "maxpool":
+                h = max_pool(h.reshape(T * B, *in_shapes[i]), int(layer.kernel), int(layer.stride)).reshape(T, B, n)
+            elif layer.type == "flatten":
+                pass  # already flat
             else:
                 out = Neuron(layer, n, surrogate, unroll, name=f"layer{i}", serial=serial)(h)
                 if layer.type == "li":
@@ -121,13 +171,15 @@ def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.
 
 
 def to_haiku(weights: dict[str, np.ndarray]) -> dict[str, dict[str, jax.Array]]:
-    """Canonical ``layers.{i}.weight [out, in]`` -> Haiku ``layer{i}/w [in, out]`` (and b, beta)."""
+    """Canonical ``layers.{i}.weight [out, in]`` -> Haiku ``layer{i}/w [in, out]`` (and b, beta);
+    conv weights keep the canonical ``[out, in, k, k]``."""
     params: dict[str, dict[str, jax.Array]] = {}
     for key, value in weights.items():
         _, i, kind = key.split(".")
         name = {"weight": "w", "bias": "b"}.get(kind, kind)
         arr = np.asarray(value, np.float32)
-        params.setdefault(f"layer{i}", {})[name] = jnp.asarray(arr.T if kind == "weight" else arr)
+        linear = kind == "weight" and arr.ndim == 2  # conv weights stay OIHW
+        params.setdefault(f"layer{i}", {})[name] = jnp.asarray(arr.T if linear else arr)
     return params
 
 
@@ -139,7 +191,7 @@ def from_haiku(params) -> dict[str, np.ndarray]:
         for name, value in leaves.items():
             kind = {"w": "weight", "b": "bias"}.get(name, name)
             arr = np.asarray(value, np.float32)
-            out[f"layers.{i}.{kind}"] = arr.T.copy() if kind == "weight" else arr
+            out[f"layers.{i}.{kind}"] = arr.T.copy() if kind == "weight" and arr.ndim == 2 else arr
     return out
 
 
