@@ -81,3 +81,22 @@ def test_compiled_epoch_learns(small_shd):
     assert after.samples == 128
     assert losses[-1] < losses[0]
     assert after.accuracy > max(0.3, before.accuracy + 0.2)  # chance is 5%; 256 samples only
+
+
+def test_unrolled_time_scan_computes_the_same():
+    """The GPU default unrolls the time scans; the network must not change with it."""
+    case = make_case()
+    x = (np.random.default_rng(1).random((4, 64, 32)) < 0.2).astype(np.float32)
+    y = np.array([0, 5, 9, 19])
+    outs = []
+    for unroll in (None, 8):
+        r = ReferenceRunner(unroll=unroll)
+        r.build(case, "cpu", 0)
+        outs.append((r.unroll, r.forward(x), r.forward_backward(x, y)))
+    (u1, f1, g1), (u8, f8, g8) = outs
+    assert (u1, u8) == (1, 8) and ReferenceRunner.default_unroll("gpu") > 1
+    for a, b in zip(f1.spikes, f8.spikes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(f1.readout, f8.readout, rtol=1e-6, atol=1e-6)
+    for k in g1.grads:
+        np.testing.assert_allclose(g1.grads[k], g8.grads[k], rtol=1e-5, atol=1e-7)
