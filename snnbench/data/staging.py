@@ -76,7 +76,9 @@ def pack(dense: np.ndarray) -> np.ndarray:
     """``[N, T, C]`` binary (any dtype; non-zero is a spike) -> ``uint8 [N, T/8, C]``."""
     if dense.ndim != 3 or dense.shape[1] % 8:
         raise ValueError(f"expected [N, T, C] with T a multiple of 8, got {dense.shape}")
-    return np.packbits(dense != 0, axis=1)
+    # np.packbits takes any non-zero integer as a 1; only other dtypes need the comparison (a copy)
+    binary = dense if dense.dtype == bool or np.issubdtype(dense.dtype, np.integer) else dense != 0
+    return np.packbits(binary, axis=1)
 
 
 def unpack(packed: np.ndarray) -> np.ndarray:
