@@ -138,3 +138,14 @@ def test_unstable_flag():
 
     assert stats_with_flag(list(np.linspace(1, 1.01, 10)), 0.1)["unstable"] is False
     assert stats_with_flag([1, 1, 1, 5, 1, 1], 0.1)["unstable"] is True
+
+
+def test_workers_compile_cold(tmp_path):
+    """compile_s is a first compile: every worker gets its own empty compile caches."""
+    from snnbench.harness.run import _job_env
+
+    e1, e2 = _job_env(str(tmp_path / "a")), _job_env(str(tmp_path / "b"))
+    assert e1["TORCHINDUCTOR_CACHE_DIR"] != e2["TORCHINDUCTOR_CACHE_DIR"]
+    assert e1["TORCHINDUCTOR_CACHE_DIR"].startswith(str(tmp_path / "a"))
+    assert e1["TRITON_CACHE_DIR"].startswith(str(tmp_path / "a"))
+    assert e1["JAX_ENABLE_COMPILATION_CACHE"] == "false"
