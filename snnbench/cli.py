@@ -261,22 +261,15 @@ def cmd_env(args: argparse.Namespace) -> int:
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
-    from .data import synthetic_nmnist, synthetic_shd
+    from .data import FORMATS
 
-    if args.dataset == "nmnist":
-        n_train = args.train if args.train is not None else synthetic_nmnist.FULL_SIZES[0]
-        n_test = args.test if args.test is not None else synthetic_nmnist.FULL_SIZES[1]
-        if n_train < 1 or n_test < 1:
-            raise SnnbenchError("--train and --test must be at least 1")
-        root = synthetic_nmnist.write_synthetic_nmnist(Path(args.out), n_train, n_test, seed=args.seed)
-        print(f"wrote synthetic N-MNIST ({n_train} train / {n_test} test) to {root}/NMNIST")
-        return 0
-    n_train = args.train if args.train is not None else synthetic_shd.FULL_SIZES[0]
-    n_test = args.test if args.test is not None else synthetic_shd.FULL_SIZES[1]
+    fmt = FORMATS[args.dataset]
+    n_train = args.train if args.train is not None else fmt.full_sizes[0]
+    n_test = args.test if args.test is not None else fmt.full_sizes[1]
     if n_train < 1 or n_test < 1:
         raise SnnbenchError("--train and --test must be at least 1")
-    root = synthetic_shd.write_synthetic_shd(Path(args.out), n_train, n_test, seed=args.seed)
-    print(f"wrote synthetic SHD ({n_train} train / {n_test} test) to {root}/SHD")
+    root = fmt.write(Path(args.out), n_train, n_test, seed=args.seed)
+    print(f"wrote synthetic {fmt.name} ({n_train} train / {n_test} test) to {root}/{fmt.name.replace('-', '')}")
     return 0
 
 

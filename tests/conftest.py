@@ -63,3 +63,28 @@ def tiny_network_yaml(reset: str = "subtract", surrogate: str = "arctan") -> dic
             {"type": "li"},
         ],
     }
+
+
+def assert_spyx_is_the_reference_delayed(case, batch: int) -> None:
+    """Spyx's declared deviation is the whole difference: with zero biases (a bias would enter once
+    more than canonical, at the step the delayed spike is still 0), its network is the reference
+    delayed by one step per spiking layer."""
+    import numpy as np
+
+    from snnbench.harness import parity
+    from snnbench.runners import get_runner_class
+    from snnbench.spec import init_weights
+
+    res = parity.compare(case, "spyx", batch=batch)
+    assert res["status"] == "deviates" and "one step late" in res["reason"]
+    x, _ = parity.parity_input(case, batch, 0)
+    w = {k: (np.zeros_like(v) if k.endswith("bias") else v * 2) for k, v in init_weights(case.network, 0).items()}
+    ref, spyx = get_runner_class("reference")(), get_runner_class("spyx")()
+    for r in (ref, spyx):
+        r.build(case, "cpu", 0)
+        r.set_weights(w)
+    a, b = ref.forward(x), spyx.forward(x)
+    assert a.spikes[1].sum() > 0
+    np.testing.assert_array_equal(b.spikes[0][:, 1:], a.spikes[0][:, :-1])  # first layer: one step late
+    np.testing.assert_array_equal(b.spikes[1][:, 2:], a.spikes[1][:, :-2])  # second layer: two steps late
+    np.testing.assert_allclose(b.readout[:, 2:], a.readout[:, :-2], rtol=1e-4, atol=1e-5)

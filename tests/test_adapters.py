@@ -11,7 +11,7 @@ from snnbench.harness import parity
 from snnbench.runners import get_runner_class, registry
 from snnbench.spec import init_weights, parse_suite
 
-from .conftest import tiny_network_yaml
+from .conftest import assert_spyx_is_the_reference_delayed, tiny_network_yaml
 
 ADAPTERS = ["torch", "torch-compile", "snntorch", "norse", "spyx"]
 
@@ -70,22 +70,7 @@ def test_norse_declares_surrogate_deviation():
 
 def test_spyx_deviation_is_exactly_a_one_step_delay():
     need("spyx")
-    case = make_case(T=32)
-    res = parity.compare(case, "spyx", batch=8)
-    assert res["status"] == "deviates" and "one step late" in res["reason"]
-    # With zero biases the whole network is the reference delayed by one step per spiking layer
-    # (a bias would enter once more than canonical, at the step the delayed spike is still 0).
-    x, _ = parity.parity_input(case, 8, 0)
-    w = {k: (np.zeros_like(v) if k.endswith("bias") else v * 2) for k, v in init_weights(case.network, 0).items()}
-    ref, spyx = get_runner_class("reference")(), get_runner_class("spyx")()
-    for r in (ref, spyx):
-        r.build(case, "cpu", 0)
-        r.set_weights(w)
-    a, b = ref.forward(x), spyx.forward(x)
-    assert a.spikes[1].sum() > 0
-    np.testing.assert_array_equal(b.spikes[0][:, 1:], a.spikes[0][:, :-1])  # first layer: one step late
-    np.testing.assert_array_equal(b.spikes[1][:, 2:], a.spikes[1][:, :-2])  # second layer: two steps late
-    np.testing.assert_allclose(b.readout[:, 2:], a.readout[:, :-2], rtol=1e-5, atol=1e-5)
+    assert_spyx_is_the_reference_delayed(make_case(T=32), batch=8)
 
 
 def test_parity_gate_catches_a_wrong_adapter(monkeypatch):

@@ -11,7 +11,7 @@ from snnbench.harness import parity
 from snnbench.runners import get_runner_class
 from snnbench.spec import gemm_shapes, init_weights, parse_suite
 
-from .conftest import conv_network_yaml
+from .conftest import assert_spyx_is_the_reference_delayed, conv_network_yaml
 
 jax = pytest.importorskip("jax")
 
@@ -226,22 +226,9 @@ def test_torch_compile_passes_parity_on_the_conv_net():
 
 def test_spyx_conv_net_is_the_reference_delayed():
     """Spyx keeps images as [B, H, W, C]: with its declared one-step delay per spiking layer taken
-    out, its conv net computes exactly the reference's (zero biases, see test_adapters)."""
+    out, its conv net computes exactly the reference's (layouts and permutations are right)."""
     need("spyx")
-    case = conv_case(T=16)
-    res = parity.compare(case, "spyx", batch=4)
-    assert res["status"] == "deviates" and "one step late" in res["reason"]
-    x, _ = parity.parity_input(case, 4, 0)
-    w = {k: (np.zeros_like(v) if k.endswith("bias") else v * 2) for k, v in init_weights(case.network, 0).items()}
-    ref, spyx = get_runner_class("reference")(), get_runner_class("spyx")()
-    for r in (ref, spyx):
-        r.build(case, "cpu", 0)
-        r.set_weights(w)
-    a, b = ref.forward(x), spyx.forward(x)
-    assert a.spikes[1].sum() > 0
-    np.testing.assert_array_equal(b.spikes[0][:, 1:], a.spikes[0][:, :-1])
-    np.testing.assert_array_equal(b.spikes[1][:, 2:], a.spikes[1][:, :-2])
-    np.testing.assert_allclose(b.readout[:, 2:], a.readout[:, :-2], rtol=1e-4, atol=1e-5)
+    assert_spyx_is_the_reference_delayed(conv_case(T=16), batch=4)
 
 
 @pytest.mark.parametrize("name", ["reference", "torch", "snntorch", "norse", "spyx"])

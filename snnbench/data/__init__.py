@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import SnnbenchError
 from . import nmnist, shd, synthetic_nmnist, synthetic_shd
@@ -26,74 +27,79 @@ def default_data_dir() -> Path:
     return shd.cache_dir() / "data"
 
 
-def resolve_shd(data_dir: str | Path | None, train_samples: int | None, test_samples: int | None) -> DataSource:
-    """Find SHD: ``data_dir``, else ``$SNNBENCH_DATA_DIR``, else the default cache dir; if none has it
-    and no directory was named, generate the synthetic set (sized for the case) and use that."""
-    named = data_dir or os.environ.get(DATA_ENV)
-    if named:
-        root = Path(named).expanduser()
-        if not root.is_dir():
-            raise SnnbenchError(f"data dir {root} does not exist")
-        if not shd.has_shd(root):
-            raise SnnbenchError(
-                f"data dir {root} has no SHD (expected {root}/SHD/shd_train.h5 and shd_test.h5); "
-                f"omit --data-dir to use the synthetic set, or run 'snnbench make-data shd --out {root}'"
-            )
-    else:
-        root = default_data_dir()
-        if not shd.has_shd(root):
-            n_train = train_samples or synthetic_shd.FULL_SIZES[0]
-            n_test = test_samples or synthetic_shd.FULL_SIZES[1]
-            root = shd.cache_dir() / "synthetic" / f"shd-{synthetic_shd.FORMAT_VERSION}-{n_train}-{n_test}"
-            if not shd.has_shd(root):
-                synthetic_shd.write_synthetic_shd(root, n_train, n_test)
-    info = shd.describe_source(shd.shd_files(root)["train"])
-    if info["synthetic"]:
-        note = f"synthetic SHD ({info['generator']}, {info['samples']} train samples) from {root}: no real SHD found"
-    else:
-        note = f"SHD from {root}"
-    return DataSource(root=root, synthetic=info["synthetic"], note=note)
+@dataclass(frozen=True)
+class _FileFormat:
+    """How to find, describe and synthesise one file-backed dataset."""
+
+    name: str  # as users read it
+    command: str  # the make-data argument
+    expected: Callable[[Path], str]  # what a data dir must hold
+    present: Callable[[Path], bool]
+    complete: Callable[[Path], bool]  # a synthetic set was written to the end
+    describe: Callable[[Path], dict]  # {"synthetic", "generator", "samples"}
+    write: Callable[[Path, int, int], object]
+    full_sizes: tuple[int, int]
+    version: str
 
 
-def resolve_nmnist(data_dir: str | Path | None, train_samples: int | None,
-                   test_samples: int | None) -> DataSource:
-    """Find N-MNIST as :func:`resolve_shd` finds SHD; the synthetic set is written when none is found
-    and no directory was named."""
-    named = data_dir or os.environ.get(DATA_ENV)
-    if named:
-        root = Path(named).expanduser()
-        if not root.is_dir():
-            raise SnnbenchError(f"data dir {root} does not exist")
-        if not nmnist.has_nmnist(root):
-            raise SnnbenchError(
-                f"data dir {root} has no N-MNIST (expected {root}/NMNIST/Train/<digit>/*.bin and Test/); "
-                f"omit --data-dir to use the synthetic set, or run 'snnbench make-data nmnist --out {root}'"
-            )
-    else:
-        root = default_data_dir()
-        if not nmnist.has_nmnist(root):
-            n_train = train_samples or synthetic_nmnist.FULL_SIZES[0]
-            n_test = test_samples or synthetic_nmnist.FULL_SIZES[1]
-            root = shd.cache_dir() / "synthetic" / f"nmnist-{synthetic_nmnist.FORMAT_VERSION}-{n_train}-{n_test}"
-            marker = root / "NMNIST" / synthetic_nmnist.MARKER
-            if not marker.exists():  # the marker is written last: its absence means unfinished
-                synthetic_nmnist.write_synthetic_nmnist(root, n_train, n_test)
-    info = nmnist.describe_source(root)
-    if info["synthetic"]:
-        note = f"synthetic N-MNIST ({info['generator']}, {info['samples']} train samples) from {root}: no real N-MNIST found"
-    else:
-        note = f"N-MNIST from {root}"
-    return DataSource(root=root, synthetic=info["synthetic"], note=note)
+FORMATS = {
+    "shd": _FileFormat(
+        name="SHD", command="shd", expected=lambda root: f"{root}/SHD/shd_train.h5 and shd_test.h5",
+        present=shd.has_shd, complete=shd.has_shd,
+        describe=lambda root: shd.describe_source(shd.shd_files(root)["train"]),
+        write=synthetic_shd.write_synthetic_shd, full_sizes=synthetic_shd.FULL_SIZES,
+        version=synthetic_shd.FORMAT_VERSION),
+    "nmnist": _FileFormat(
+        name="N-MNIST", command="nmnist", expected=lambda root: f"{root}/NMNIST/Train/<digit>/*.bin and Test/",
+        present=nmnist.has_nmnist,
+        # the marker is written last: without it the synthetic set is unfinished
+        complete=lambda root: (root / "NMNIST" / synthetic_nmnist.MARKER).exists(),
+        describe=nmnist.describe_source, write=synthetic_nmnist.write_synthetic_nmnist,
+        full_sizes=synthetic_nmnist.FULL_SIZES, version=synthetic_nmnist.FORMAT_VERSION),
+}
 
 
 def resolve_source(dataset: str, data_dir: str | Path | None, train_samples: int | None,
                    test_samples: int | None) -> DataSource | None:
-    """The data source of a file-backed dataset; None for generated ones (random, cue)."""
-    if dataset == "shd":
-        return resolve_shd(data_dir, train_samples, test_samples)
-    if dataset == "nmnist":
-        return resolve_nmnist(data_dir, train_samples, test_samples)
-    return None
+    """Find a file-backed dataset (None for generated ones: random, cue): ``data_dir``, else
+    ``$SNNBENCH_DATA_DIR``, else the default cache dir; if none has it and no directory was named,
+    generate the synthetic set (sized for the case) and use that."""
+    fmt = FORMATS.get(dataset)
+    if fmt is None:
+        return None
+    named = data_dir or os.environ.get(DATA_ENV)
+    if named:
+        root = Path(named).expanduser()
+        if not root.is_dir():
+            raise SnnbenchError(f"data dir {root} does not exist")
+        if not fmt.present(root):
+            raise SnnbenchError(
+                f"data dir {root} has no {fmt.name} (expected {fmt.expected(root)}); omit --data-dir to use "
+                f"the synthetic set, or run 'snnbench make-data {fmt.command} --out {root}'")
+    else:
+        root = default_data_dir()
+        if not fmt.present(root):
+            n_train = train_samples or fmt.full_sizes[0]
+            n_test = test_samples or fmt.full_sizes[1]
+            root = shd.cache_dir() / "synthetic" / f"{dataset}-{fmt.version}-{n_train}-{n_test}"
+            if not fmt.complete(root):
+                fmt.write(root, n_train, n_test)
+    info = fmt.describe(root)
+    if info["synthetic"]:
+        note = (f"synthetic {fmt.name} ({info['generator']}, {info['samples']} train samples) from {root}: "
+                f"no real {fmt.name} found")
+    else:
+        note = f"{fmt.name} from {root}"
+    return DataSource(root=root, synthetic=info["synthetic"], note=note)
+
+
+def resolve_shd(data_dir: str | Path | None, train_samples: int | None, test_samples: int | None) -> DataSource:
+    return resolve_source("shd", data_dir, train_samples, test_samples)
+
+
+def resolve_nmnist(data_dir: str | Path | None, train_samples: int | None,
+                   test_samples: int | None) -> DataSource:
+    return resolve_source("nmnist", data_dir, train_samples, test_samples)
 
 
 def load_dataset(case_spec, source: DataSource | None) -> tuple[SpikeDataset, SpikeDataset]:
@@ -122,5 +128,5 @@ def load_dataset(case_spec, source: DataSource | None) -> tuple[SpikeDataset, Sp
     return train, test
 
 
-__all__ = ["DataSource", "SpikeDataset", "pack", "unpack", "resolve_shd", "resolve_nmnist", "resolve_source",
+__all__ = ["DataSource", "FORMATS", "SpikeDataset", "pack", "unpack", "resolve_shd", "resolve_nmnist", "resolve_source",
            "load_dataset", "default_data_dir"]
