@@ -93,15 +93,6 @@ def resolve_source(dataset: str, data_dir: str | Path | None, train_samples: int
     return DataSource(root=root, synthetic=info["synthetic"], note=note)
 
 
-def resolve_shd(data_dir: str | Path | None, train_samples: int | None, test_samples: int | None) -> DataSource:
-    return resolve_source("shd", data_dir, train_samples, test_samples)
-
-
-def resolve_nmnist(data_dir: str | Path | None, train_samples: int | None,
-                   test_samples: int | None) -> DataSource:
-    return resolve_source("nmnist", data_dir, train_samples, test_samples)
-
-
 def load_dataset(case_spec, source: DataSource | None) -> tuple[SpikeDataset, SpikeDataset]:
     """Train and test splits for a case (binning and sample counts from the case)."""
     if case_spec.dataset == "cue":
@@ -128,5 +119,5 @@ def load_dataset(case_spec, source: DataSource | None) -> tuple[SpikeDataset, Sp
     return train, test
 
 
-__all__ = ["DataSource", "FORMATS", "SpikeDataset", "pack", "unpack", "resolve_shd", "resolve_nmnist", "resolve_source",
+__all__ = ["DataSource", "FORMATS", "SpikeDataset", "pack", "unpack", "resolve_source",
            "load_dataset", "default_data_dir"]

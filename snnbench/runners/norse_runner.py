@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ..spec import Case, NetworkSpec
 from .base import RunnerInfo, Support
-from .torch_common import TorchRunnerBase
+from .torch_common import TorchRunnerBase, conv2d_module
 
 
 def norse_method(name: str, slope: float) -> tuple[str, float, bool]:
@@ -81,8 +81,7 @@ def build_norse_module(net: NetworkSpec):
                     layers.append(nn.Linear(in_shapes[i][0], n, bias=layer.bias))
                     continue
                 if layer.type == "conv2d":
-                    layers.append(nn.Conv2d(in_shapes[i][0], int(layer.out), int(layer.kernel),
-                                            stride=int(layer.stride), padding=layer.padding, bias=layer.bias))
+                    layers.append(conv2d_module(layer, in_shapes[i][0]))
                     continue
                 if layer.type == "maxpool":
                     layers.append(nn.MaxPool2d(int(layer.kernel), int(layer.stride)))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ..spec import Case, NetworkSpec
 from .base import RunnerInfo
-from .torch_common import TorchRunnerBase, surrogate_grad_torch
+from .torch_common import TorchRunnerBase, conv2d_module, surrogate_grad_torch
 
 
 def _spike_grad(name: str, slope: float):
@@ -64,8 +64,7 @@ def build_snntorch_module(net: NetworkSpec):
                 if layer.type == "linear":
                     layers.append(nn.Linear(in_shapes[i][0], n, bias=layer.bias))
                 elif layer.type == "conv2d":
-                    layers.append(nn.Conv2d(in_shapes[i][0], int(layer.out), int(layer.kernel),
-                                            stride=int(layer.stride), padding=layer.padding, bias=layer.bias))
+                    layers.append(conv2d_module(layer, in_shapes[i][0]))
                 elif layer.type == "maxpool":
                     layers.append(nn.MaxPool2d(int(layer.kernel), int(layer.stride)))
                 elif layer.type == "flatten":

@@ -119,6 +119,8 @@ class SpyxRunner(JaxRunnerBase):
         self._template = nnx.to_pure_dict(state)
         self._orders = feature_orders(net)
         self._image = len(net.sample_shape) == 3
+        # each layer's input order (only a linear layer uses it; an image input never meets one)
+        self._in_orders = [None if self._image else np.arange(net.sample_shape[0]), *self._orders[:-1]]
 
     def _time_major_input(self, x):
         """``[T, B, C*H*W]`` (canonical) -> ``[T, B, H, W, C]``, Flax's image layout."""
@@ -169,7 +171,7 @@ class SpyxRunner(JaxRunnerBase):
         import jax.numpy as jnp
 
         params = {"layers": {i: dict(v) for i, v in self._template["layers"].items()}}
-        in_orders = [np.arange(self.case.network.sample_shape[0]) if not self._image else None, *self._orders[:-1]]
+        in_orders = self._in_orders
         for key, value in weights.items():
             _, i, kind = key.split(".")
             i = int(i)
@@ -186,7 +188,7 @@ class SpyxRunner(JaxRunnerBase):
         return params
 
     def _from_params(self, params) -> dict[str, np.ndarray]:
-        in_orders = [np.arange(self.case.network.sample_shape[0]) if not self._image else None, *self._orders[:-1]]
+        in_orders = self._in_orders
         out = {}
         for i, leaves in params["layers"].items():
             i = int(i)

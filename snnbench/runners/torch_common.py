@@ -73,6 +73,14 @@ def spike(x, name: str, slope: float):
     return _SPIKE.apply(x, name, slope)
 
 
+def conv2d_module(layer, in_channels: int):
+    """``nn.Conv2d`` for a spec ``conv2d`` layer (PyTorch's layout is the canonical one)."""
+    from torch import nn
+
+    return nn.Conv2d(in_channels, int(layer.out), int(layer.kernel), stride=int(layer.stride),
+                     padding=layer.padding, bias=layer.bias)
+
+
 def torch_device(device: str):
     import torch
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..spec import PARALLEL_TYPES, Case, NetworkSpec, weight_shapes
 from .base import RunnerInfo
-from .torch_common import TorchRunnerBase, spike
+from .torch_common import TorchRunnerBase, conv2d_module, spike
 
 
 def _lif_sequence(current, beta, threshold: float, reset: str, detach: bool, surrogate: tuple[str, float]):
@@ -92,8 +92,7 @@ def build_canonical_module(net: NetworkSpec):
                 if layer.type == "linear":
                     layers.append(nn.Linear(self.in_shapes[i][0], n, bias=layer.bias))
                 elif layer.type == "conv2d":
-                    layers.append(nn.Conv2d(self.in_shapes[i][0], int(layer.out), int(layer.kernel),
-                                            stride=int(layer.stride), padding=layer.padding, bias=layer.bias))
+                    layers.append(conv2d_module(layer, self.in_shapes[i][0]))
                 elif layer.type in ("maxpool", "flatten"):
                     layers.append(nn.Identity())  # stateless: applied in forward
                 elif layer.type in PARALLEL_TYPES:

@@ -321,8 +321,8 @@ class JaxRunnerBase(Runner):
         if self._epoch_mode() == "scan":
             self._epoch = self._make_epoch().lower(self.params, self.opt_state, self.key, *self.train_data).compile()
         else:
-            perm, keys = self._batch_order(self.key, self.n_train)
             self._order = jax.jit(self._batch_order, static_argnums=1).lower(self.key, self.n_train).compile()
+            perm, keys = self._order(self.key)  # example inputs for the step's compile
             self._step = (jax.jit(self._make_step(), donate_argnums=(0, 1))
                           .lower(self.params, self.opt_state, *self.train_data, perm[0], keys[0]).compile())
             self._epoch = self._loop_epoch
