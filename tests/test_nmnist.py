@@ -265,3 +265,14 @@ def test_adapter_trains_on_nmnist(name, small_nmnist):
     assert ev.samples == 100
     assert losses[-1] < losses[0], losses
     assert ev.accuracy > 0.3  # chance is 0.1
+
+
+def test_truncated_bin_file_is_named_before_the_run(tmp_path):
+    from snnbench.data import resolve_source
+    from snnbench.data.synthetic_nmnist import write_synthetic_nmnist
+
+    write_synthetic_nmnist(tmp_path, n_train=20, n_test=10, workers=1)
+    victim = tmp_path / "NMNIST" / "Test" / "3" / "00000.bin"
+    victim.write_bytes(victim.read_bytes()[:7])
+    with pytest.raises(SnnbenchError, match=r"00000.bin: 7 bytes is not a whole number of 5-byte"):
+        resolve_source("nmnist", tmp_path, None, None)

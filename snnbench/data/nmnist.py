@@ -40,9 +40,18 @@ def has_nmnist(data_dir: Path) -> bool:
 
 
 def describe_source(data_dir: Path) -> dict:
-    """Whether ``data_dir`` holds snnbench's synthetic N-MNIST (its marker file) and which generator."""
+    """Whether ``data_dir`` holds snnbench's synthetic N-MNIST (its marker file) and which generator.
+
+    Also checks every ``.bin`` file's size (a stat each, no reading): N-MNIST records are 5 bytes, so
+    a truncated or foreign file is named here, before any run starts, not deep inside a worker."""
     from .synthetic_nmnist import MARKER
 
+    for split in FOLDERS:
+        bad = [p for p in sorted(split_dir(data_dir, split).glob("*/*.bin")) if p.stat().st_size % 5]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise SnnbenchError(f"{bad[0]}: {bad[0].stat().st_size} bytes is not a whole number of 5-byte "
+                                f"N-MNIST events{more}; is it truncated or corrupt?")
     marker = Path(data_dir) / "NMNIST" / MARKER
     if marker.exists():
         info = json.loads(marker.read_text())
