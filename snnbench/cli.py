@@ -40,6 +40,18 @@ def _console():
     return console
 
 
+def _step_line(e: dict[str, Any]) -> str:
+    """One fwd / fwd+bwd record as a progress line: per step (the record's value), per call, faults."""
+    st, extra = e["stats"], e.get("extra") or {}
+    floor = f", {e['floor_ratio']:.2f}x the GEMM floor" if e.get("floor_ratio") else ""
+    unstable = " [yellow]unstable[/]" if st.get("unstable") else ""
+    faults = (e.get("minor_faults") or {}).get("per_call")
+    per_call = (f"; per call {e['per_call_ms']:.2f} ms, {faults:.0f} page faults"
+                if e.get("per_call_ms") is not None and faults is not None else "")
+    return (f"{e['metric']} median {st['median']:.2f} ms per step (95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, "
+            f"n={st['n']} x {extra.get('steps_per_sample', 1)} steps{floor}{per_call}){unstable}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -96,19 +108,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"{tag} epoch {e['epoch']}/{e['of']}  {e['seconds']:.2f} s  "
                           f"train loss {e['train_loss']:.4f}  test acc {100 * e['test_acc']:.1f}%")
             progress.update(state["epochs_task"], completed=e["epoch"])
+        elif kind == "progress" and e.get("what") == "consistency":
+            verdict = "agree" if e["agree"] else f"[red]DISAGREE (beyond {e['bound']:g}x)[/]"
+            console.print(f"{tag} epoch time per batch {e['epoch_ms_per_batch']:.2f} ms vs fwd+bwd per step "
+                          f"{e['fwdbwd_ms_per_step']:.2f} ms: {e['ratio']:.2f}x, {verdict}")
         elif kind == "record" and e.get("metric") in ("fwd_ms", "fwdbwd_ms") and e.get("status") == "ok":
-            st = e["stats"]
-            floor = f", {e['floor_ratio']:.2f}x the GEMM floor" if e.get("floor_ratio") else ""
-            unstable = " [yellow]unstable[/]" if st.get("unstable") else ""
-            console.print(f"{tag} {e['metric']} median {st['median']:.2f} ms "
-                          f"(95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, n={st['n']}{floor}){unstable}")
+            console.print(f"{tag} {_step_line(e)}")
         elif kind == "record" and e.get("metric") == "extrap_acc" and e.get("status") == "ok":
             console.print(f"{tag} step-by-step accuracy at T={e['extra']['T']} "
                           f"(trained at {e['extra']['train_T']}): {100 * e['value']:.1f}%")
         elif kind == "parity_start":
             console.print(f"{tag} parity gate against the reference ...")
         elif kind == "record" and e.get("metric") == "parity":
-            colour = {"pass": "green", "deviates": "yellow"}.get(e.get("value"), "red")
+            colour = {"pass": "green", "deviates": "yellow", "skipped": "yellow"}.get(e.get("value"), "red")
             verdict = escape(e.get("reason", "")) if e.get("status") == "ok" else \
                 f"{e['status']}: {escape(e.get('reason', ''))}"
             console.print(f"{tag} parity [{colour}]{verdict}[/]")
@@ -152,7 +164,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     names = parse_runner_list(args.runners, tuple(n for n in registry() if n != "reference"))
     console = _console()
     table = Table("case", "runner", "status", "flips", "readout err", "loss err", "min grad cos", "grad norm err",
-                  "deviations", title="parity against the reference")
+                  "deviations (proof)", title="parity against the reference")
     failed = False
     for case in suite.cases:
         if args.time_steps:
@@ -162,16 +174,18 @@ def cmd_parity(args: argparse.Namespace) -> int:
         for name in names:
             if name == "reference":
                 continue
-            res = compare(case, name, batch=args.batch, seed=case.spec.seed)
+            res = compare(case, name, batch=args.batch, seed=case.spec.seed, device=args.device)
             console.print(f"[cyan]{escape(case.id)}[/] [magenta]{name}[/] {escape(summary(res))}")
-            failed |= res["status"] == "fail"
-            if res["status"] == "skipped":
-                table.add_row(case.id, name, "skipped", "-", "-", "-", "-", "-", res["reason"])
+            failed |= res["status"] in ("fail", "inconclusive")
+            if "spikes" not in res:  # skipped or inconclusive: nothing was compared
+                table.add_row(case.id, name, res["status"], "-", "-", "-", "-", "-", escape(res["reason"]))
                 continue
+            proof = res.get("proof")
+            proven = f" (vs the reference with them: min grad cos {proof['min_grad_cosine']:.5f})" if proof else ""
             table.add_row(case.id, name, res["status"], str(sum(s["flips"] for s in res["spikes"])),
                           f"{res['readout_max_rel_err']:.1e}", f"{res['loss_rel_err']:.1e}",
                           f"{res['min_grad_cosine']:.5f}", f"{res['max_grad_norm_rel_err']:.1e}",
-                          "; ".join(res["deviations"]))
+                          escape("; ".join(res["deviations"]) + proven))
     console.print(table)
     return 1 if failed else 0
 
@@ -193,9 +207,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
-    from .report.compare import compare
+    from .report.compare import compare, environment_differences
     from .report.load import load_runs
 
     text = args.threshold.strip().rstrip("%")
@@ -206,6 +221,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base, new = load_runs([args.base, args.new])
     changes, only_base, only_new = compare(base, new, threshold)
     console = _console()
+    differences = environment_differences(base, new)
+    if differences:
+        console.print("[yellow]warning: the two runs were measured in different environments; a change below "
+                      "may come from there, not from the code:[/]")
+        for line in differences:
+            console.print(f"  {escape(line)}")
     table = Table("suite", "case", "runner", "metric", "base", "new", "change", "verdict",
                   title=f"{base.name} -> {new.name} (threshold {100 * threshold:g}%)")
     for c in changes:
@@ -300,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--quick", action="store_true", help="the suite's quick variant")
     par.add_argument("--batch", type=int, default=16, help="parity batch size (default: 16)")
     par.add_argument("--time-steps", type=int, help="override T (a multiple of 8), e.g. to keep torch.compile short")
+    par.add_argument("--device", choices=["cpu", "gpu", "tpu", "auto"], default="auto",
+                     help="device to compare on: the one the runners are benchmarked on (default: auto)")
     par.set_defaults(func=cmd_parity)
 
     rep = sub.add_parser("report", help="render run directories as one self-contained HTML page (+ .md, .csv)")

@@ -24,6 +24,9 @@ Canonical semantics (every runner must compute exactly this, or say how it devia
 
   where ``r_t = s_{t-1}``, the previous step's spike (snnTorch's order); with ``detach_reset`` the
   gradient does not flow through ``r_t``. In the backward pass ``H'`` is replaced by the surrogate.
+  ``spike_from: previous`` (default ``current``) emits ``s_t = H(v_{t-1} - threshold)``, the spike
+  decided before the step's input is added, and resets with it (Spyx's LIF); the membrane is the
+  same, and the layer's output is the ``current`` one delayed by one step.
 * ``if``: ``lif`` with ``beta = 1``.
 * ``cuba_lif`` (current-based): ``syn_t = alpha * syn_{t-1} + I_t`` and ``syn_t`` drives a ``lif``.
 * ``li`` (leaky integrator readout, no spikes): ``v_t = beta * v_{t-1} + I_t``; the readout trace is
@@ -52,6 +55,8 @@ from .errors import SnnbenchError
 
 SURROGATES = ("arctan", "superspike", "sigmoid", "triangular", "boxcar", "straight_through")
 RESETS = ("subtract", "zero", "none")
+#: which membrane a spiking layer's output spike is decided on (see the module docstring)
+SPIKE_FROM = ("current", "previous")
 NEURON_TYPES = ("lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
 #: parallel-in-time neurons (long-sequence suite); see runners/reference/parallel.py
 PARALLEL_TYPES = ("lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
@@ -97,6 +102,7 @@ class LayerSpec:
     threshold: float = 1.0
     reset: str = "subtract"
     detach_reset: bool = True
+    spike_from: str = "current"  # current: s_t = H(v_t - th); previous: H(v_{t-1} - th) (Spyx)
     learn_beta: bool = False
     method: str = "scan"  # lif_noreset: scan | assoc | fft
     k: int = 4  # masked_psn band, sliding_psn taps, dsn decay-conv taps
@@ -372,6 +378,7 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0,
                       "spatial layers")
         if layer.is_neuron:
             _check_choice(f"{lw}.reset", layer.reset, RESETS)
+            _check_choice(f"{lw}.spike_from", layer.spike_from, SPIKE_FROM)
             if not 0.0 < layer.beta <= 1.0:
                 _fail(f"{lw}.beta", f"must be in (0, 1], got {layer.beta}")
             if not 0.0 < layer.alpha <= 1.0:
@@ -665,6 +672,18 @@ def case_from_dict(data: dict[str, Any]) -> Case:
     spec = dict(data["spec"])
     spec["eval_time_steps"] = tuple(spec.get("eval_time_steps", ()))
     return Case(spec=CaseSpec(**spec), network=network)
+
+
+def with_spiking_layers(case: Case, **fields: Any) -> Case:
+    """``case`` with ``fields`` set on every spiking layer (to describe what a runner really computes)."""
+    layers = tuple(dataclasses.replace(layer, **fields) if layer.spiking else layer for layer in case.network.layers)
+    return dataclasses.replace(case, network=dataclasses.replace(case.network, layers=layers))
+
+
+def with_surrogate(case: Case, name: str, slope: float) -> Case:
+    """``case`` with another surrogate derivative."""
+    network = dataclasses.replace(case.network, surrogate=SurrogateSpec(name, slope))
+    return dataclasses.replace(case, network=network)
 
 
 def gemm_shapes(case: Case) -> list[tuple[int, int, int]]:

@@ -115,3 +115,33 @@ class MissingRunner(SleepRunner):
     @classmethod
     def available(cls) -> Support:
         return Support.no("missing package: imaginaryframework (pip install 'snnbench[imaginary]')")
+
+
+class PhaseHogRunner(SleepRunner):
+    """Touches 200 MiB during forward+backward only: the harness must see it in that phase alone."""
+
+    name = "fake-phase-hog"
+
+    def fwdbwd_step(self, batch):
+        block = np.ones(HOG_BYTES // 8)
+        return float(block[::4096].sum())
+
+
+HOG_BYTES = 200 * 2**20
+
+
+class NoResetRunner(SleepRunner):
+    """A device whose memory peak cannot be reset (as JAX's on a GPU): the harness must measure each
+    phase again in a worker of its own."""
+
+    name = "fake-no-reset"
+    device_memory_source = "a fake device's peak counter"
+
+    def reset_peak_memory(self):
+        return False
+
+    def peak_memory_bytes(self):
+        return DEVICE_PEAK
+
+
+DEVICE_PEAK = 123 * 2**20

@@ -48,7 +48,13 @@ def test_quick_end_to_end(tmp_path, tiny_suite, small_shd):
     assert all(r["status"] == "ok" for r in records)
     epoch = metrics["epoch_s"]
     assert epoch["shape"]["T"] == 64 and epoch["framework"] == "jax" and len(epoch["samples"]) == 2
-    assert 0 <= epoch["accuracy"] <= 1 and epoch["extra"]["train_samples"] == 128
+    curve = epoch["extra"]["curve"]
+    assert epoch["accuracy"] == curve[-1]["test_acc"] == metrics["test_acc"]["value"]
+    assert curve[-1]["train_loss"] < curve[0]["train_loss"] and epoch["extra"]["train_samples"] == 128
+    assert epoch["step_consistency"]["fwdbwd_ms_per_step"] == metrics["fwdbwd_ms"]["value"]
+    assert epoch["memory"]["phase"] == "train" and metrics["fwd_ms"]["memory"]["phase"] == "fwd"
+    assert metrics["fwdbwd_ms"]["extra"]["steps_per_sample"] >= 2 and metrics["fwdbwd_ms"]["per_call_ms"] > 0
+    assert manifest["allocator"]["env"]["MALLOC_MMAP_MAX_"] == "0"
     assert epoch["data"]["synthetic"] is True
     assert metrics["fwd_ms"]["stats"]["n"] >= 3
 

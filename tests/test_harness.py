@@ -57,9 +57,43 @@ def test_summary_statistics():
 
 def test_time_calls_respects_policy_and_barrier():
     calls, waited = [], []
-    samples = time_calls(lambda: calls.append(1) or len(calls), waited.append,
-                         RepeatPolicy(warmup=2, min_repeats=4, min_time_s=0.0))
-    assert len(samples) == 4 and len(calls) == 6 and waited == list(range(1, 7))  # barrier on every result
+    t = time_calls(lambda: calls.append(1) or len(calls), waited.append,
+                   RepeatPolicy(warmup=2, min_repeats=4, min_time_s=0.0))
+    assert len(t.seconds) == 4 and len(calls) == 6 and waited == list(range(1, 7))  # barrier on every result
+    assert len(t.warmup_seconds) == 2 and len(t.minor_faults) == len(t.sys_seconds) == 4
+    per = t.per(4)
+    assert per.seconds == [s / 4 for s in t.seconds] and per.minor_faults == [f / 4 for f in t.minor_faults]
+
+
+# malloc + touch + free of 64 MiB per call, as XLA:CPU does with a program's temporaries (NumPy
+# would ask for huge pages, which hides the effect)
+FRESH_BLOCKS = """
+import ctypes, json
+from snnbench.harness.timing import RepeatPolicy, time_calls
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+def block():
+    p = libc.malloc(64 * 2**20)
+    ctypes.memset(p, 1, 64 * 2**20)
+    libc.free(p)
+t = time_calls(block, lambda v: None, RepeatPolicy(warmup=1, min_repeats=5, min_time_s=0))
+print(json.dumps(t.minor_faults))
+"""
+
+
+def test_page_faults_are_counted_and_the_worker_allocator_reuses_blocks():
+    """A 64 MiB block per call: glibc's default maps and zero-fills it on every call (16,384 faults,
+    counted per sample); under the workers' allocator settings it is reused from the heap."""
+    from snnbench.harness.run import _job_env
+
+    env_default = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    default = subprocess.run([sys.executable, "-c", FRESH_BLOCKS], capture_output=True, text=True,
+                             env={**env_default, "PYTHONPATH": str(ROOT)}, check=True)
+    worker = subprocess.run([sys.executable, "-c", FRESH_BLOCKS], capture_output=True, text=True,
+                            env={**_job_env("/tmp/unused"), "PYTHONPATH": str(ROOT)}, check=True)
+    faults_default, faults_worker = json.loads(default.stdout), json.loads(worker.stdout)
+    assert min(faults_default) > 10_000, faults_default
+    assert max(faults_worker) < 100, faults_worker
 
 
 def test_sleep_runner_is_measured_within_tolerance(tmp_path, small_shd):
@@ -134,7 +168,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, small_shd):
 
 
 def test_unstable_flag():
-    from snnbench.harness.execute import stats_with_flag
+    from snnbench.harness.measure import stats_with_flag
 
     assert stats_with_flag(list(np.linspace(1, 1.01, 10)), 0.1)["unstable"] is False
     assert stats_with_flag([1, 1, 1, 5, 1, 1], 0.1)["unstable"] is True

@@ -159,7 +159,7 @@ def test_max_pool_routes_gradient_to_the_first_maximum_like_torch():
 def test_pixel_shift_moves_whole_images_with_zero_fill():
     import jax.numpy as jnp
 
-    from snnbench.runners.reference.runner import shift_pixels
+    from snnbench.runners.jax_common import shift_pixels
 
     T, B, C, H, W = 3, 16, 2, 6, 7
     x = np.random.default_rng(0).random((T, B, C * H * W)).astype(np.float32) + 1.0  # no zeros inside

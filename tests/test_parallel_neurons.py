@@ -161,7 +161,7 @@ def test_adapters_without_parallel_neurons_refuse_them():
 
 
 def test_activity_and_parallel_error_records():
-    from snnbench.harness.execute import _activity
+    from snnbench.harness.measure import activity
     from snnbench.runners import get_runner_class
     from snnbench.spec import init_weights
 
@@ -172,9 +172,13 @@ def test_activity_and_parallel_error_records():
         r.build(case, "cpu", 0)
         r.set_weights(init_weights(case.network, 0))
         x = (np.random.default_rng(0).random((4, 64, 12)) < 0.3).astype(np.float32)
-        _activity(case, r, x, lambda metric, **kw: recs.__setitem__((name, metric), kw))
+        activity(r, x, lambda metric, **kw: recs.__setitem__((name, metric), kw))
         assert recs[(name, "parallel_error")]["value"] < 1e-3  # fraction of outputs that differ
-        assert 0 <= recs[(name, "firing_rate")]["value"] <= 1
+        spikes = r.forward(x).spikes
+        rate = recs[(name, "firing_rate")]
+        assert rate["value"] == pytest.approx(float(np.mean([np.mean(s != 0) for s in spikes])))
+        assert [la["events"] for la in rate["extra"]["layers"]] == pytest.approx([float(s.sum()) for s in spikes])
+        assert 0 < rate["value"] < 1  # the layer fired, and not at every step
 
 
 def test_cue_task_generator():
@@ -220,7 +224,10 @@ def test_extrapolation_records_through_the_cli(tmp_path):
     ext = [r for r in recs if r["metric"] == "extrap_acc"]
     dsn = {(r["runner"], r["extra"]["T"]): r for r in ext if r["case"] == "dsn"}
     assert set(dsn) == {(rn, t) for rn in ("reference", "torch") for t in (64, 128, 256)}
-    assert all(r["status"] == "ok" and 0 <= r["value"] <= 1 for r in dsn.values())
+    assert all(r["status"] == "ok" for r in dsn.values())
+    for runner in ("reference", "torch"):  # at the training length, step by step = the parallel evaluation
+        (acc,) = [r for r in recs if r["metric"] == "test_acc" and r["case"] == "dsn" and r["runner"] == runner]
+        assert abs(dsn[(runner, 64)]["value"] - acc["value"]) <= 1 / 32, (runner, dsn[(runner, 64)], acc)
     psn = [r for r in ext if r["case"] == "psn" and r["extra"]["T"] != 64]
     assert psn and all(r["status"] == "skipped" and "T, T" in r["reason"] for r in psn)
     out = tmp_path / "x.html"

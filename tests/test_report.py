@@ -42,21 +42,29 @@ def _has_torch():
     return True
 
 
-def _inject(run, tmp_path, name, factor, reason=None):
-    """A copy of ``run`` whose timing samples are scaled by ``factor`` (stats recomputed)."""
+def _inject(run, tmp_path, name, factor, reason=None, jitter=0.0, environment=None):
+    """A copy of ``run`` whose timing samples are scaled by ``factor`` (each also by a seeded random
+    factor within ``1 +- jitter``; stats recomputed), optionally with another environment."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
     out = tmp_path / name
     shutil.copytree(run, out)
     lines = []
     for line in (out / "records.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r.get("samples") and r.get("stats"):
-            r["samples"] = [s * factor for s in r["samples"]]
+            r["samples"] = [s * factor * rng.uniform(1 - jitter, 1 + jitter) for s in r["samples"]]
             r["stats"] = summarize(r["samples"])
             r["value"] = r["stats"]["median"]
         if reason and r.get("metric") == "fwd_ms":
             r["status"], r["reason"] = "failed", reason
         lines.append(json.dumps(r))
     (out / "records.jsonl").write_text("\n".join(lines) + "\n")
+    if environment:
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["environment"] = {**manifest["environment"], **environment}
+        (out / "manifest.json").write_text(json.dumps(manifest))
     return out
 
 
@@ -93,11 +101,26 @@ def test_report_bad_input(tmp_path):
     assert p.returncode == 2 and "not a snnbench run directory" in p.stderr
 
 
-def test_compare_quiet_on_identical_runs(run_dir, tmp_path):
-    same = _inject(run_dir, tmp_path, "same", 1.0)
-    p = snnbench("compare", str(run_dir), str(same))
+def test_compare_calls_noise_no_change_and_a_real_speed_up_faster(run_dir, tmp_path):
+    noisy = _inject(run_dir, tmp_path, "noisy", 1.0, jitter=0.03)  # the same speed, other samples
+    p = snnbench("compare", str(run_dir), str(noisy))
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "SLOWER" not in p.stdout and "no significant change" in p.stdout
+    assert "SLOWER" not in p.stdout and "faster" not in p.stdout and "no significant change" in p.stdout
+    fast = _inject(run_dir, tmp_path, "fast", 0.7, jitter=0.03)
+    p = snnbench("compare", str(run_dir), str(fast))
+    assert p.returncode == 0 and "faster" in p.stdout and "SLOWER" not in p.stdout, p.stdout
+    assert "-30." in p.stdout or "-29." in p.stdout or "-31." in p.stdout
+
+
+def test_compare_warns_when_the_environments_differ(run_dir, tmp_path):
+    other = _inject(run_dir, tmp_path, "other-env", 1.0, environment={
+        "cpu": "Some Other CPU", "packages": {"jax": "0.0.1", "torch": "9.9"}})
+    p = snnbench("compare", str(run_dir), str(other))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "different environments" in p.stdout and "CPU:" in p.stdout and "Some Other CPU" in p.stdout
+    assert "jax:" in p.stdout and "-> 0.0.1" in p.stdout
+    same_env = _inject(run_dir, tmp_path, "same-env", 1.0)
+    assert "different environments" not in snnbench("compare", str(run_dir), str(same_env)).stdout
 
 
 def test_compare_flags_injected_slowdown(run_dir, tmp_path):

@@ -72,6 +72,15 @@ class SpikeDataset:
         return int(self.packed.size * 8 * 4)
 
 
+def epoch_batches(seed: int, epoch: int, n_samples: int, batch: int) -> np.ndarray:
+    """Sample indices ``int32 [n_samples // batch, batch]`` of epoch ``epoch``'s training batches:
+    one permutation drawn from ``(seed, epoch)`` with NumPy's PCG64, the same in every runner,
+    whatever its framework (a last partial batch is dropped)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n_samples)
+    n_batches = n_samples // batch
+    return order[: n_batches * batch].reshape(n_batches, batch).astype(np.int32)
+
+
 def pack(dense: np.ndarray) -> np.ndarray:
     """``[N, T, C]`` binary (any dtype; non-zero is a spike) -> ``uint8 [N, T/8, C]``."""
     if dense.ndim != 3 or dense.shape[1] % 8:

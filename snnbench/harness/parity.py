@@ -9,8 +9,20 @@ Both runners get the same canonical weights and the same input batch. Compared:
 * the loss: relative error ``<= 1e-5``;
 * every gradient: cosine similarity ``>= 0.999`` and relative norm error ``<= 1e-3``.
 
-``pass``: all hold. ``deviates``: they do not, and the runner declared why (its ``deviations()``);
-the measured sizes are reported. ``fail``: they do not, with no declared reason: a bug.
+Verdicts:
+
+* ``pass``: all hold against the canonical reference.
+* ``deviates``: they do not, the runner declared why, and the declaration is *proven*: the
+  reference configured with the same deviations (each :class:`~snnbench.runners.base.Deviation`
+  says how, e.g. spikes from ``v_{t-1}``, reset attached) meets every tolerance above. The sizes
+  against the canonical reference are reported too.
+* ``fail``: a difference with no declaration, or one that the declared deviations do not explain.
+* ``inconclusive``: the check could not have failed. A silent layer (no spikes) or a saturated one
+  (spiking at every step) hides every difference behind it, and all-zero gradients have cosine 1
+  with anything. The gate therefore picks its input: Bernoulli spikes at a few rates, and if
+  needed the weights scaled up, until every reference layer fires at a rate strictly between 0
+  and 1 and no gradient is all zero; when nothing works the verdict is ``inconclusive``.
+* ``skipped``: a runner is missing or cannot express the case.
 
 A rounding flip (a membrane within float rounding of the threshold, landing on the other side when
 the arithmetic order differs, as between oneDNN and XLA convolutions) changes everything downstream
@@ -34,14 +46,67 @@ READOUT_RTOL = 1e-4
 LOSS_RTOL = 1e-5
 GRAD_COSINE = 0.999
 GRAD_NORM_RTOL = 1e-3
+#: input spike rates tried, then weight gains, until the check is conclusive
+INPUT_RATES = (0.15, 0.3, 0.05, 0.5)
+WEIGHT_GAINS = (1.0, 2.0, 4.0, 8.0)
+
+
+class Skip(Exception):
+    """A runner cannot take part (missing, no device, cannot express the case)."""
 
 
 def parity_input(case: Case, batch: int, seed: int, rate: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
-    """One shared input: Bernoulli spikes ``[batch, T, C]`` and labels, from ``seed``."""
+    """One shared input: Bernoulli(``rate``) spikes ``[batch, T, C]`` and labels, from ``seed``."""
     rng = np.random.default_rng(seed + 1234)
     x = (rng.random((batch, case.spec.time_steps, case.network.inputs)) < rate).astype(np.float32)
     y = rng.integers(0, case.network.outputs, batch)
     return x, y
+
+
+def scaled_weights(weights: dict[str, np.ndarray], gain: float) -> dict[str, np.ndarray]:
+    """Every weight (``layers.{i}.weight``, and a parallel neuron's ``psn_weight`` / ``conv_weight``)
+    times ``gain``; biases and decays as they are."""
+    return {k: v * np.float32(gain) if k.endswith("weight") else v for k, v in weights.items()}
+
+
+def _build(name: str, case: Case, device: str, seed: int):
+    cls = get_runner_class(name)
+    if not cls.available().ok:
+        raise Skip(f"{name}: {cls.available().reason}")
+    runner = cls()
+    for check in (runner.device_available(device), runner.supports(case)):
+        if not check.ok:
+            raise Skip(f"{name}: {check.reason}")
+    runner.build(case, device, seed)
+    return runner
+
+
+def _vacuous(runner, x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[str], str]:
+    """Layer firing rates, the names of all-zero gradients, and why the check would be vacuous ('' if not)."""
+    rates = [float(np.mean(s != 0)) for s in runner.forward(x).spikes]
+    silent = [i for i, r in enumerate(rates) if not 0.0 < r < 1.0]
+    if silent:
+        return rates, [], "spiking layer(s) " + ", ".join(f"{i} (rate {rates[i]:g})" for i in silent) + \
+            " silent or saturated"
+    zero = sorted(k for k, g in runner.forward_backward(x, y).grads.items() if not np.any(g))
+    return rates, zero, f"all-zero gradients: {', '.join(zero)}" if zero else ""
+
+
+def conclusive_input(ref, case: Case, batch: int, seed: int) -> dict[str, Any]:
+    """An input on which every reference layer fires at a rate in (0, 1) and every gradient is
+    non-zero; ``{"x", "y", "weights", "rate", "gain", "layer_rates"}``, or ``{"why": ...}`` if none."""
+    base = init_weights(case.network, seed)
+    why = ""
+    for gain in WEIGHT_GAINS:
+        weights = scaled_weights(base, gain)
+        ref.set_weights(weights)
+        for rate in INPUT_RATES:
+            x, y = parity_input(case, batch, seed, rate)
+            rates, _, why = _vacuous(ref, x, y)
+            if not why:
+                return {"x": x, "y": y, "weights": weights, "rate": rate, "gain": gain, "layer_rates": rates}
+    return {"why": f"no input rate in {INPUT_RATES} with weight gains {WEIGHT_GAINS} made the check conclusive "
+                   f"(last: {why})"}
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -51,27 +116,10 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a.ravel(), b.ravel()) / (na * nb)) if na and nb else 0.0
 
 
-def compare(case: Case, runner: str, reference: str = "reference", batch: int = 16, seed: int = 0,
-            device: str = "cpu") -> dict[str, Any]:
-    """Run the parity gate for ``runner`` against ``reference`` on ``case``; returns a result dict."""
-    result: dict[str, Any] = {"runner": runner, "reference": reference, "case": case.id}
-    runners = {}
-    for name in (reference, runner):
-        cls = get_runner_class(name)
-        for check in (cls.available(),):
-            if not check.ok:
-                return {**result, "status": "skipped", "reason": f"{name}: {check.reason}"}
-        r = cls()
-        for check in (r.device_available(device), r.supports(case)):
-            if not check.ok:
-                return {**result, "status": "skipped", "reason": f"{name}: {check.reason}"}
-        r.build(case, device, seed)
-        r.set_weights(init_weights(case.network, seed))
-        runners[name] = r
-    x, y = parity_input(case, batch, seed)
-    ref, other = runners[reference], runners[runner]
+def agreement(ref, other, case: Case, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Every comparison of the gate between two built runners holding the same weights."""
+    batch = len(x)
     f_ref, f_other = ref.forward(x), other.forward(x)
-
     spikes, flips_per_sample = [], np.zeros(batch, np.int64)
     for i, (a, b) in enumerate(zip(f_other.spikes, f_ref.spikes)):
         assert a.shape == b.shape, f"spiking layer {i}: shape {a.shape} vs reference {b.shape}"
@@ -84,7 +132,6 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
     keep = np.arange(batch)
     if 0 < total_flips <= allowed_flips and (flips_per_sample == 0).sum() >= batch / 2:
         keep = np.flatnonzero(flips_per_sample == 0)  # rounding flips: compare on the clean samples
-    set_aside = int(batch - len(keep))
     scale = float(np.abs(f_ref.readout[keep]).max()) or 1.0
     readout_err = float(np.abs(f_other.readout[keep] - f_ref.readout[keep]).max()) / scale
     g_ref, g_other = ref.forward_backward(x[keep], y[keep]), other.forward_backward(x[keep], y[keep])
@@ -97,44 +144,107 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
                     "norm_rel_err": float(abs(np.linalg.norm(a) - nb) / nb) if nb else float(np.linalg.norm(a))}
     spike_readout = case.network.layers[-1].spiking  # no LI readout: the output is the last spike train
     checks = {
-        "spikes_identical": all(s["flips"] == 0 for s in spikes),
+        "spikes_identical": total_flips == 0,
         # a spike-train readout differs by whole spikes: it is judged by the flip allowance below
         "readout": total_flips <= allowed_flips if spike_readout else readout_err <= READOUT_RTOL,
         "loss": loss_err <= LOSS_RTOL,
         "grads": all(g["cosine"] >= GRAD_COSINE and g["norm_rel_err"] <= GRAD_NORM_RTOL for g in grads.values()),
     }
     # A handful of flips from arithmetic order is not a semantic difference; everything else must hold.
-    agrees = checks["readout"] and checks["loss"] and checks["grads"] and (
-        checks["spikes_identical"] or total_flips <= allowed_flips)
-    declared = list(getattr(other, "deviations", lambda: [])())
-    status = "pass" if agrees else ("deviates" if declared else "fail")
-    result.update(
-        status=status,
-        reason="; ".join(declared) if status != "pass" else "",
-        deviations=declared,
-        checks=checks,
-        spikes=spikes,
-        readout_max_rel_err=readout_err,
-        loss_ref=g_ref.loss,
-        loss=g_other.loss,
-        loss_rel_err=loss_err,
-        grads=grads,
-        min_grad_cosine=min(g["cosine"] for g in grads.values()),
-        max_grad_norm_rel_err=max(g["norm_rel_err"] for g in grads.values()),
-        batch=batch,
-        samples_set_aside=set_aside,
-    )
-    return result
+    agrees = checks["readout"] and checks["loss"] and checks["grads"] and total_flips <= allowed_flips
+    return {"agrees": agrees, "checks": checks, "spikes": spikes, "readout_max_rel_err": readout_err,
+            "loss_ref": g_ref.loss, "loss": g_other.loss, "loss_rel_err": loss_err, "grads": grads,
+            "min_grad_cosine": min(g["cosine"] for g in grads.values()),
+            "max_grad_norm_rel_err": max(g["norm_rel_err"] for g in grads.values()),
+            "samples_set_aside": int(batch - len(keep))}
+
+
+def compare(case: Case, runner: str, reference: str = "reference", batch: int = 16, seed: int = 0,
+            device: str = "cpu") -> dict[str, Any]:
+    """Run the parity gate for ``runner`` against ``reference`` on ``case``, on ``device``."""
+    result: dict[str, Any] = {"runner": runner, "reference": reference, "case": case.id, "batch": batch,
+                              "device": device}
+    try:
+        other = _build(runner, case, device, seed)
+        ref = _build(reference, case, device, seed)
+    except Skip as exc:
+        return {**result, "status": "skipped", "reason": str(exc)}
+    declared = other.deviations(case)
+    result["deviations"] = [d.text for d in declared]
+    chosen = conclusive_input(ref, case, batch, seed)
+    if "why" in chosen:
+        return {**result, "status": "inconclusive", "reason": chosen["why"]}
+    x, y = chosen["x"], chosen["y"]
+    result["input"] = {k: chosen[k] for k in ("rate", "gain", "layer_rates")}
+    other.set_weights(chosen["weights"])
+    result.update(agreement(ref, other, case, x, y))
+    if result["agrees"]:
+        return {**result, "status": "pass", "reason": ""}
+    if not declared:
+        return {**result, "status": "fail", "reason": "differs from the reference: " + failed_checks(result)}
+    return {**result, **_prove(declared, case, reference, other, chosen, device, seed)}
+
+
+def _prove(declared, case: Case, reference: str, other, chosen: dict[str, Any], device: str,
+           seed: int) -> dict[str, Any]:
+    """Status and reason of a declared deviation: the reference configured the same way must match."""
+    deviated = case
+    for d in declared:
+        deviated = d.reference(deviated)
+    texts = "; ".join(d.text for d in declared)
+    try:
+        ref = _build(reference, deviated, device, seed)
+    except Skip as exc:
+        return {"status": "fail", "reason": f"declared deviations ({texts}) cannot be reproduced: {exc}"}
+    ref.set_weights(chosen["weights"])
+    x, y = chosen["x"], chosen["y"]
+    _, _, why = _vacuous(ref, x, y)
+    if why:
+        return {"status": "inconclusive", "reason": f"the reference with the declared deviations: {why}"}
+    proof = agreement(ref, other, deviated, x, y)
+    if proof["agrees"]:
+        return {"status": "deviates", "reason": texts, "proof": proof}
+    return {"status": "fail", "proof": proof,
+            "reason": f"declared deviations ({texts}) do not account for the difference: {failed_checks(proof)}"}
+
+
+def failed_checks(m: dict[str, Any]) -> str:
+    """What an :func:`agreement` result failed on, with the measured sizes."""
+    parts = []
+    flips = sum(s["flips"] for s in m["spikes"])
+    if flips and not m["agrees"]:
+        parts.append(f"{flips} spike flips")
+    if not m["checks"]["readout"]:
+        parts.append(f"readout err {m['readout_max_rel_err']:.1e}")
+    if not m["checks"]["loss"]:
+        parts.append(f"loss err {m['loss_rel_err']:.1e}")
+    if not m["checks"]["grads"]:
+        parts.append(f"min grad cosine {m['min_grad_cosine']:.5f}, max grad norm err {m['max_grad_norm_rel_err']:.1e}")
+    return ", ".join(parts) or "no check failed"
+
+
+def _sizes(m: dict[str, Any]) -> str:
+    return (f"spike flips {sum(s['flips'] for s in m['spikes'])}, readout err {m['readout_max_rel_err']:.1e}, "
+            f"loss err {m['loss_rel_err']:.1e}, min grad cosine {m['min_grad_cosine']:.5f}, "
+            f"max grad norm err {m['max_grad_norm_rel_err']:.1e}")
 
 
 def summary(result: dict[str, Any]) -> str:
-    """One line: status and the measured sizes."""
-    if result["status"] == "skipped":
-        return result["reason"]
-    flips = sum(s["flips"] for s in result["spikes"])
-    text = (f"{result['status']}: spike flips {flips}, readout err {result['readout_max_rel_err']:.1e}, "
-            f"loss err {result['loss_rel_err']:.1e}, min grad cosine {result['min_grad_cosine']:.5f}, "
-            f"max grad norm err {result['max_grad_norm_rel_err']:.1e}")
+    """One line: the verdict and the measured sizes."""
+    if result["status"] == "skipped" or "spikes" not in result:
+        return f"{result['status']}: {result['reason']}" if result["status"] != "skipped" else result["reason"]
+    text = f"{result['status']}: {_sizes(result)}"
     if result.get("samples_set_aside"):
         text += f", {result['samples_set_aside']} of {result['batch']} samples with flips set aside"
+    if result["status"] == "deviates":
+        return text + f" ({result['reason']}; proven: the reference with them gives {_sizes(result['proof'])})"
     return text + (f" ({result['reason']})" if result.get("reason") else "")
+
+
+def deviated_case(case: Case, runner_name: str) -> Case:
+    """The case a runner really computes (its declared deviations applied), for tests and tools."""
+    runner = get_runner_class(runner_name)()
+    out = case
+    for d in runner.deviations(case):
+        out = d.reference(out)
+    return out

@@ -26,7 +26,7 @@ from ..data import resolve_source
 from ..errors import SnnbenchError
 from ..results.store import RunDir
 from ..spec import Case, Suite, case_to_dict
-from . import env
+from . import allocator, env
 from .worker import PREFIX
 
 Progress = Callable[[dict[str, Any]], None]
@@ -36,8 +36,10 @@ POLL_S = 0.2
 def _job_env(compile_cache: str) -> dict[str, str]:
     """The worker's environment. ``compile_s`` must be a cold compile, as a user's first run sees
     it: each worker gets its own empty TorchInductor / Triton cache (an earlier run's cache made
-    torch.compile's 10.5 s compile read 3.6 s here) and JAX's persistent cache is switched off."""
+    torch.compile's 10.5 s compile read 3.6 s here) and JAX's persistent cache is switched off.
+    Every worker gets the same host allocator configuration (:mod:`.allocator`)."""
     e = dict(os.environ)
+    e.update(allocator.allocator_env())
     e.setdefault("PYTHONUNBUFFERED", "1")
     e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     e["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(compile_cache, "inductor")
@@ -69,7 +71,8 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
     case_id = job["case"]["spec"]["id"]
     records: list[dict[str, Any]] = []
     safe_case = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_id)
-    log_path = run_dir.log_dir / f"{safe_case}--{job['runner']}--{kind}.log"
+    label = f"{kind}-{job['phase']}" if kind == "memory" else kind
+    log_path = run_dir.log_dir / f"{safe_case}--{job['runner']}--{label}.log"
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(job, f)
         job_file = f.name
@@ -138,17 +141,32 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
     base = {"suite": job["suite"], "case": case_id, "runner": job["runner"], "device": job["device"],
             "time": time.time(), "log": str(log_path)}
     if status is not None:
-        rec = {**base, "metric": "parity" if kind == "parity" else "run", "status": status, "reason": reason}
+        metric = {"parity": "parity", "memory": "memory"}.get(kind, "run")
+        rec = {**base, "metric": metric, "status": status, "reason": reason,
+               **({"extra": {"phase": job["phase"]}} if kind == "memory" else {})}
         run_dir.append(rec)
         records.append(rec)
         on_event({"event": "record", **rec, "kind": kind})
     if kind == "bench":
+        for phase in _pending_memory_phases(records):
+            records += run_job({**job, "kind": "memory", "phase": phase}, run_dir, on_event, timeout_s,
+                               memory_limit_bytes)
         worst = next((r for r in records if r["status"] != "ok"), None)
         rec = {**base, "metric": "job", "status": worst["status"] if worst else "ok",
                "reason": worst.get("reason", "") if worst else "", "value": time.monotonic() - started, "unit": "s"}
         run_dir.append(rec)
         on_event({"event": "job_end", **rec, "kind": kind})
     return records
+
+
+def _pending_memory_phases(records: list[dict[str, Any]]) -> list[str]:
+    """Phases whose device peak the worker could not reset (JAX on a GPU): each gets a worker of its own."""
+    phases = []
+    for r in records:
+        for mem in (r.get("memory"), ((r.get("extra") or {}).get("floor") or {}).get("memory")):
+            if mem and mem.get("device_pending") and mem["phase"] not in phases:
+                phases.append(mem["phase"])
+    return phases
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -254,7 +272,8 @@ def run_suite(
             "suite": suite.name, "suite_path": suite.path, "description": suite.description,
             "runners": runners, "quick": quick, "device": device, "seed": seed, "data_dir": data_dir,
             "check_parity": check_parity, "case_filter": case_filter, "epochs": epochs, "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "timing": suite.timing, "environment": env.capture(), "cases": [case_to_dict(c) for c in suite.cases],
+            "timing": suite.timing, "environment": env.capture(), "allocator": allocator.describe(),
+            "cases": [case_to_dict(c) for c in suite.cases],
         }
     manifest["status"] = "running"
     notes = sorted({s.note for s in sources.values()})

@@ -2,13 +2,16 @@
 
 Every timed region ends with the runner's device barrier, so asynchronous device work is counted.
 Warm-up calls are made and discarded first; then calls repeat until both a minimum count and a
-minimum total time are reached (pyperf-style calibration), keeping every sample.
+minimum total time are reached (pyperf-style calibration), keeping every sample. Each sample also
+carries the process's minor page faults and kernel CPU time over the same region: a figure that
+pays for fresh memory mappings on every call shows it there (see :mod:`.allocator`).
 """
 
 from __future__ import annotations
 
+import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -28,26 +31,47 @@ class RepeatPolicy:
         return cls(**(d or {}))
 
 
-def time_calls(fn: Callable[[], Any], barrier: Callable[[Any], None], policy: RepeatPolicy = RepeatPolicy(),
-               warmups: list[float] | None = None) -> list[float]:
-    """Seconds per call of ``fn``, each measured up to ``barrier(fn())`` returning.
+@dataclass
+class Timing:
+    """Per-sample figures of one timed callable; index ``i`` of each list is the same call."""
 
-    The warm-up calls' durations (first call: tracing, compiling) go to ``warmups`` if given.
-    """
+    seconds: list[float] = field(default_factory=list)
+    minor_faults: list[int] = field(default_factory=list)  # minor page faults of this process
+    sys_seconds: list[float] = field(default_factory=list)  # kernel CPU time of this process
+    warmup_seconds: list[float] = field(default_factory=list)  # the first is where JITs compile
+
+    def per(self, steps: int) -> "Timing":
+        """Every figure divided by ``steps`` (a call that runs ``steps`` steps -> per step)."""
+        return Timing([s / steps for s in self.seconds], [f / steps for f in self.minor_faults],
+                      [s / steps for s in self.sys_seconds], [s / steps for s in self.warmup_seconds])
+
+
+def _usage() -> tuple[int, float]:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_minflt, u.ru_stime
+
+
+def time_calls(fn: Callable[[], Any], barrier: Callable[[Any], None],
+               policy: RepeatPolicy = RepeatPolicy()) -> Timing:
+    """Time ``fn``: each sample runs from the call until ``barrier(fn())`` returns."""
+    out = Timing()
     for _ in range(policy.warmup):
         t0 = time.perf_counter()
         barrier(fn())
-        if warmups is not None:
-            warmups.append(time.perf_counter() - t0)
-    samples: list[float] = []
+        out.warmup_seconds.append(time.perf_counter() - t0)
     start = time.perf_counter()
-    while len(samples) < policy.min_repeats or (
-        time.perf_counter() - start < policy.min_time_s and len(samples) < policy.max_repeats
+    while len(out.seconds) < policy.min_repeats or (
+        time.perf_counter() - start < policy.min_time_s and len(out.seconds) < policy.max_repeats
     ):
+        faults0, sys0 = _usage()
         t0 = time.perf_counter()
         barrier(fn())
-        samples.append(time.perf_counter() - t0)
-    return samples
+        t1 = time.perf_counter()
+        faults1, sys1 = _usage()
+        out.seconds.append(t1 - t0)
+        out.minor_faults.append(faults1 - faults0)
+        out.sys_seconds.append(sys1 - sys0)
+    return out
 
 
 def summarize(samples: list[float], seed: int = 0, n_boot: int = 2000) -> dict[str, float | int | None]:

@@ -48,3 +48,26 @@ def compare(base: Run, new: Run, threshold: float) -> tuple[list[Change], list[t
         changes.append(Change(key, sa["median"], sb["median"], ratio, separate,
                               separate and ratio > 1.0 + threshold))
     return changes, sorted(set(a) - set(b)), sorted(set(b) - set(a))
+
+
+def environment_differences(base: Run, new: Run) -> list[str]:
+    """What differs between the two runs' recorded environments (CPU, GPUs, Python, library
+    versions, allocator): a change there can explain a change in the figures."""
+    a, b = base.manifest.get("environment") or {}, new.manifest.get("environment") or {}
+    out = []
+    for key, label in (("cpu", "CPU"), ("cpu_count", "CPU count"), ("python", "Python")):
+        if a.get(key) != b.get(key):
+            out.append(f"{label}: {a.get(key)} -> {b.get(key)}")
+    gpus_a = [g.get("name") for g in a.get("gpus") or []]
+    gpus_b = [g.get("name") for g in b.get("gpus") or []]
+    if gpus_a != gpus_b:
+        out.append(f"GPU: {', '.join(gpus_a) or 'none'} -> {', '.join(gpus_b) or 'none'}")
+    pa, pb = a.get("packages") or {}, b.get("packages") or {}
+    for name in sorted(set(pa) | set(pb)):
+        if name != "snnbench" and pa.get(name) != pb.get(name):
+            out.append(f"{name}: {pa.get(name, 'absent')} -> {pb.get(name, 'absent')}")
+    alloc_a = (base.manifest.get("allocator") or {}).get("env")
+    alloc_b = (new.manifest.get("allocator") or {}).get("env")
+    if alloc_a != alloc_b:
+        out.append(f"allocator: {alloc_a or 'not recorded'} -> {alloc_b or 'not recorded'}")
+    return out

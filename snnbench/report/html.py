@@ -81,10 +81,11 @@ def _median_ci(row: dict[str, Any], metric: str, fmt: str = "{:.3g}") -> str:
 
 
 SUMMARY_COLUMNS = ["case", "runner", "version", "status", "epoch s [95% CI]", "x ref", "compile s",
-                   "fwd ms", "fwd+bwd ms [95% CI]", "fwd+bwd / floor", "test acc", "time to acc", "peak RSS", "parity"]
+                   "fwd ms", "fwd+bwd ms [95% CI]", "per call", "fwd+bwd / floor", "batch / step", "test acc",
+                   "time to acc", "peak RSS", "parity"]
 
 
-TRAINING_COLUMNS = {"epoch s [95% CI]", "x ref", "compile s", "test acc", "time to acc"}
+TRAINING_COLUMNS = {"epoch s [95% CI]", "x ref", "compile s", "batch / step", "test acc", "time to acc"}
 
 
 def summary_table(rows: list[dict[str, Any]], target: float) -> str:
@@ -97,7 +98,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
     for r in rows:
         status_cls = "ok" if r["status"] == "ok" else "bad"
         parity = r.get("parity") or ""
-        parity_cls = {"pass": "ok", "reference": "muted", "deviates": "warn"}.get(parity, "bad" if parity else "")
+        parity_cls = {"pass": "ok", "reference": "muted", "deviates": "warn", "skipped": "muted"}.get(
+            parity, "bad" if parity else "")
         acc = r.get("accuracy")
         cells = [
             _cell(e(r["case"]), r["case"], "t"),
@@ -109,7 +111,9 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             _cell(_num(r.get("compile_s"), "{:.2f}"), r.get("compile_s")),
             _cell(_median_ci(r, "fwd_ms"), r.get("fwd_ms")),
             _cell(_median_ci(r, "fwdbwd_ms"), r.get("fwdbwd_ms")),
+            _cell(_num(r.get("fwdbwd_ms_per_call"), "{:.3g}"), r.get("fwdbwd_ms_per_call")),
             _cell(_num(r.get("fwdbwd_ms_floor"), "{:.2f}x"), r.get("fwdbwd_ms_floor")),
+            _consistency_cell(r.get("step_consistency")),
             _cell(_num(None if acc is None else 100 * acc, "{:.1f}%"), acc),
             _cell(_num(r.get("tta_s"), "{:.1f} s") or ("not reached" if r.get("curve") else ""), r.get("tta_s")),
             _cell(_num(None if not r.get("peak_rss_bytes") else r["peak_rss_bytes"] / 2**30, "{:.2f} GiB"),
@@ -118,11 +122,24 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
         ]
         body.append("<tr>" + "".join(c for c, k in zip(cells, keep) if k) + "</tr>")
     note = (f'<p class="muted">epoch s: median over the epochs after the first; x ref: epoch time relative to '
-            f'the reference runner; fwd+bwd / floor: one batch forward+backward divided by the same '
+            f'the reference runner; fwd ms, fwd+bwd ms: per step, K distinct batches run the way the runner\'s '
+            f'training loop runs its steps (one compiled program for the JAX runners), divided by K; per call: '
+            f'one batch per call; fwd+bwd / floor: fwd+bwd per step divided by the same '
             f'worker\'s time for the workload\'s matrix products alone (1.0 = no overhead above the GEMMs); '
+            f'batch / step: the epoch\'s time per batch (optimizer and data included) divided by fwd+bwd per '
+            f'step, the same work measured twice (flagged outside 1/1.3..1.3); '
             f'time to acc: training seconds, compile included, until test accuracy first '
-            f'reached {100 * target:.0f}%. Click a header to sort.</p>')
+            f'reached {100 * target:.0f}%; peak RSS: the job\'s largest phase peak. Click a header to sort.</p>')
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}'
+
+
+def _consistency_cell(c: dict[str, Any] | None) -> str:
+    if not c:
+        return _cell("")
+    cls = "" if c["agree"] else "bad"
+    title = (f"epoch {c['epoch_ms_per_batch']:.2f} ms per batch / fwd+bwd {c['fwdbwd_ms_per_step']:.2f} ms per step"
+             + ("" if c["agree"] else f": beyond {c['bound']:g}x, a figure is wrong"))
+    return _cell(f'<span title="{e(title)}">{c["ratio"]:.2f}</span>', c["ratio"], cls)
 
 
 def environment(run: Run) -> str:
@@ -137,6 +154,8 @@ def environment(run: Run) -> str:
         ("data", e("; ".join(m.get("data", [])))),
         ("CPU", e(f"{env.get('cpu')} x{env.get('cpu_count')}, governor {env.get('cpu_governor')}")),
         ("memory", e(f"{(env.get('memory_bytes') or 0) / 2**30:.1f} GiB")),
+        ("allocator", e(" ".join(f"{k}={v}" for k, v in ((m.get("allocator") or {}).get("env") or {}).items())
+                        or "not recorded")),
         ("GPU", e(gpus)),
         ("Python / platform", e(f"{env.get('python')} / {env.get('platform')}")),
         ("packages", e(pkgs)),
@@ -202,7 +221,7 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
         parts.append(_img(plots.bars(rows, "epoch_s", "training epoch time (median, 95% CI)", "seconds"), "epoch time"))
         parts.append(_img(plots.bars(rows, "tta_s", f"time to {100 * target_acc:.0f}% test accuracy", "seconds"),
                           "time to accuracy"))
-        parts.append(_img(plots.bars(rows, "fwdbwd_ms", "one batch forward+backward (median, 95% CI)", "ms",
+        parts.append(_img(plots.bars(rows, "fwdbwd_ms", "forward+backward per step (median, 95% CI)", "ms",
                                      log=True), "forward backward time"))
         for case in dict.fromkeys(r["case"] for r in rows):
             parts.append(_img(plots.accuracy_curves(rows, case), f"accuracy curves {case}"))

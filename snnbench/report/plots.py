@@ -86,20 +86,26 @@ def accuracy_curves(rows: list[dict[str, Any]], case: str) -> bytes | None:
     return _png(fig)
 
 
+PHASES = ("fwd", "fwdbwd", "gemm_floor", "train")
+
+
 def memory_bars(rows: list[dict[str, Any]]) -> bytes | None:
-    data = [r for r in rows if r.get("peak_rss_bytes")]
+    """Peak memory of each phase (each from a reset peak), one group of bars per (case, runner):
+    the device's peak where the device has memory of its own, else the host's resident peak."""
+    data = [r for r in rows if any((r.get("memory") or {}).get(p) for p in PHASES)]
     if not data:
         return None
-    fig, ax = _figure(max(5.0, 0.6 * len(data) + 2), 3.4)
-    x = range(len(data))
-    ax.bar(x, [r["peak_rss_bytes"] / 2**30 for r in data], color=PALETTE[0], label="host RSS")
-    dev = [(r.get("peak_device_bytes") or 0) / 2**30 for r in data]
-    if any(dev):
-        ax.bar(x, dev, color=PALETTE[1], alpha=0.8, width=0.4, label="device")
-        ax.legend(fontsize=8)
-    ax.set_xticks(list(x), [f"{r['runner']}\n{r['case']}" for r in data], fontsize=8)
-    ax.set_ylabel("peak memory (GiB)")
-    ax.set_title("peak memory per case", fontsize=10)
+    device = any(m.get("device_peak_bytes") for r in data for m in r["memory"].values())
+    key = "device_peak_bytes" if device else "host_peak_bytes"
+    fig, ax = _figure(max(5.0, 1.1 * len(data) + 2), 3.6)
+    width = 0.8 / len(PHASES)
+    for j, phase in enumerate(PHASES):
+        values = [((r["memory"].get(phase) or {}).get(key) or 0) / 2**30 for r in data]
+        ax.bar([i + (j - 1.5) * width for i in range(len(data))], values, width, color=PALETTE[j], label=phase)
+    ax.set_xticks(range(len(data)), [f"{r['runner']}\n{r['case']}" for r in data], fontsize=8)
+    ax.set_ylabel(f"peak {'device' if device else 'host (RSS)'} memory (GiB)")
+    ax.set_title("peak memory per phase (each from a reset peak)", fontsize=10)
+    ax.legend(fontsize=7, ncol=len(PHASES))
     return _png(fig)
 
 

@@ -18,10 +18,25 @@ def time_to_accuracy(record: dict[str, Any], target: float, compile_s: float | N
     return None
 
 
+def _memory(row: dict[str, Any], r: dict[str, Any]) -> None:
+    """Collect per-phase memory into ``row["memory"]``: ``{phase: {host_peak_bytes, host_delta_bytes,
+    device_peak_bytes}}`` (a ``memory`` record from a phase's own worker gives its device peak)."""
+    phases = row.setdefault("memory", {})
+    for mem in (r.get("memory"), ((r.get("extra") or {}).get("floor") or {}).get("memory")):
+        if mem:
+            entry = phases.setdefault(mem["phase"], {})
+            entry.update(host_peak_bytes=mem.get("host_peak_bytes"), host_delta_bytes=mem.get("host_delta_bytes"))
+            if mem.get("device_peak_bytes") is not None:
+                entry["device_peak_bytes"] = mem["device_peak_bytes"]
+    if r.get("metric") == "memory" and r.get("status") == "ok":
+        phases.setdefault(r["extra"]["phase"], {})["device_peak_bytes"] = r.get("value")
+
+
 def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: str = "") -> list[dict[str, Any]]:
     """One row per (suite, case, runner), in first-seen order, with the figures a table shows:
-    each time metric's median (and CI, CV, time/floor), accuracy, peak memory, the accuracy curve,
-    time to ``target_acc``, the ratio to the reference, parity, and the worst status with its reason."""
+    each time metric's median (and CI, CV, time/floor; per call next to per step for fwd and
+    fwd+bwd), accuracy, memory per phase, the accuracy curve, time to ``target_acc``, the ratio
+    to the reference, the epoch-vs-step consistency, parity, and the worst status with its reason."""
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in records:
         key = (r.get("suite", ""), r["case"], r["runner"])
@@ -31,6 +46,7 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
         for k in ("framework", "version", "mode"):
             row[k] = row.get(k) or r.get(k)
         metric = r.get("metric")
+        _memory(row, r)
         if metric == "parity":
             row["parity"] = r.get("value") if r["status"] == "ok" else r["status"]
             row["parity_detail"] = r.get("reason", "")
@@ -47,11 +63,14 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
             row[f"{metric}_cv"] = stats.get("cv")
             if r.get("floor_ratio") is not None:
                 row[f"{metric}_floor"] = r["floor_ratio"]
+            if r.get("per_call_ms") is not None:
+                row[f"{metric}_per_call"] = r["per_call_ms"]
         if metric == "epoch_s":
             row["accuracy"] = r.get("accuracy")
             row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, r.get("peak_rss_bytes") or 0) or None
             row["peak_device_bytes"] = r.get("peak_device_bytes")
             row["curve"] = (r.get("extra") or {}).get("curve", [])
+            row["step_consistency"] = r.get("step_consistency")
             row["_epoch_record"] = r
         if r.get("parity") and "parity" not in row:
             row["parity"] = r["parity"].get("status")
@@ -70,18 +89,22 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
 
 
 def results_table(records: list[dict[str, Any]]):
-    """A rich Table of :func:`rows`, with each runner's epoch-time ratio to the reference."""
+    """A rich Table of :func:`summary_rows`: epoch time and its ratio to the reference, fwd and
+    fwd+bwd per step, fwd+bwd over the GEMM floor, the epoch's time per batch over the fwd+bwd time
+    per step ("batch/step", ``!`` where they disagree), accuracy, the job's peak RSS, parity."""
     from rich.markup import escape
     from rich.table import Table
 
     table = Table("case", "runner", "status", "compile s", "epoch s", "x ref", "fwd ms", "fwd+bwd ms",
-                  "/floor", "test acc", "peak RSS", "parity", "reason", title="results")
+                  "/floor", "batch/step", "test acc", "peak RSS", "parity", "reason", title="results")
     for r in summary_rows(records):
         ratio = f"{r['epoch_s_vs_ref']:.2f}" if r.get("epoch_s_vs_ref") else "-"
+        consistency = r.get("step_consistency") or {}
+        agree = "-" if not consistency else f"{consistency['ratio']:.2f}" + ("" if consistency["agree"] else " !")
         table.add_row(
             escape(r["case"]), escape(r["runner"]), r["status"], _num(r.get("compile_s"), 2),
             _num(r.get("epoch_s"), 3), ratio,
-            _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2), _num(r.get("fwdbwd_ms_floor"), 2),
+            _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2), _num(r.get("fwdbwd_ms_floor"), 2), agree,
             f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else "-",
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
             r.get("parity") or "-",

@@ -9,18 +9,23 @@ A runner is created per (case, device) and used in this order by the harness::
     runner.stage(train, test)                    # put the dataset where the framework keeps it
     runner.compile()                             # first-call / JIT cost, measured apart
     runner.train_epoch(epoch) ... runner.evaluate()
-    runner.forward(x) / runner.forward_backward(x, y)   # one batch, for timing and parity
+    runner.forward(x) / runner.forward_backward(x, y)   # one batch, for parity
+    runner.fwd_step(b) / runner.fwdbwd_step(b)          # one batch per call, for timing
+    runner.fwd_steps(bs) / runner.fwdbwd_steps(bs)      # K batches dispatched as training does
 
 Array conventions at this boundary are NumPy and batch-major: inputs ``[B, T, C]`` float32,
 spikes per spiking layer ``[B, T, N]``, readout membrane ``[B, T, O]``. Work inside a runner stays
 on its device; ``barrier()`` waits for it, and the harness calls it before every clock stop.
+
+A runner never imports the harness: it hands the harness things to time (``gemm_floor`` returns
+callables) and the harness owns the clock.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -72,6 +77,30 @@ class EvalResult:
     samples: int
 
 
+@dataclass(frozen=True)
+class Deviation:
+    """A declared difference from the canonical spec, with its proof obligation: ``reference`` turns
+    the case into the one this runner really computes (e.g. spikes from ``v_{t-1}``, reset attached),
+    and the parity gate requires the reference built from that case to match the runner to the
+    normal tolerances. A deviation without such a configuration cannot be declared."""
+
+    text: str
+    reference: Callable[[Case], Case]
+
+
+@dataclass(frozen=True)
+class GemmFloor:
+    """The workload's essential matrix products alone, in the runner's framework, as callables for
+    the harness to time (each returns a device value for ``barrier``).
+
+    ``fwd``: ``x @ W`` per weight layer, ``M = T * B`` rows. ``fwdbwd`` adds the weight gradient
+    ``x.T @ g`` of every layer and the input gradient ``g @ W.T`` of all but the first."""
+
+    fwd: Callable[[], Any]
+    fwdbwd: Callable[[], Any]
+    framework: str
+
+
 @dataclass
 class RunnerInfo:
     """What a record needs to say about how the runner ran."""
@@ -91,6 +120,8 @@ class Runner(abc.ABC):
     framework: ClassVar[str] = ""
     #: neuron layer types this runner can express; other cases are skipped with a reason
     neuron_types: ClassVar[frozenset[str]] = frozenset({"lif", "if", "li", "cuba_lif"})
+    #: spike timings (the spec's ``spike_from``) this runner can express
+    spike_timings: ClassVar[frozenset[str]] = frozenset({"current"})
 
     # ------------------------------------------------------------------ availability and support
     @classmethod
@@ -107,6 +138,8 @@ class Runner(abc.ABC):
         for i, layer in enumerate(case.network.layers):
             if layer.is_neuron and layer.type not in self.neuron_types:
                 return Support.no(f"layer {i}: {layer.type} neurons are not implemented for {self.name}")
+            if layer.spiking and layer.spike_from not in self.spike_timings:
+                return Support.no(f"layer {i}: spike_from {layer.spike_from} is not implemented for {self.name}")
         return Support.yes()
 
     # ------------------------------------------------------------------------------ life cycle
@@ -146,14 +179,41 @@ class Runner(abc.ABC):
     def fwdbwd_step(self, batch: Any) -> Any:
         """Forward + backward on a prepared batch; returns a device value to wait on."""
 
+    def prepare_batches(self, xs: np.ndarray, ys: np.ndarray) -> Any:
+        """Move ``K`` distinct batches ``xs [K, B, T, C]``, ``ys [K, B]`` to the device once."""
+        return [self.prepare_batch(x, y) for x, y in zip(xs, ys)]
+
+    def fwd_steps(self, batches: Any) -> Any:
+        """Forward passes over the ``K`` prepared batches, dispatched the way this runner's training
+        loop dispatches its steps (a compiled runner overrides this with one program), so that the
+        time per step agrees with a training step. Returns a device value to wait on."""
+        out = None
+        for batch in batches:
+            out = self.fwd_step(batch)
+        return out
+
+    def fwdbwd_steps(self, batches: Any) -> Any:
+        """Forward + backward passes over the ``K`` prepared batches (see :meth:`fwd_steps`)."""
+        out = None
+        for batch in batches:
+            out = self.fwdbwd_step(batch)
+        return out
+
     # ------------------------------------------------------------------------------- training
     @abc.abstractmethod
     def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:
         """Keep the dataset where the framework's users keep it; returns facts (bytes staged...)."""
 
     def compile(self) -> float | None:
-        """Compile what needs compiling, untimed by the epoch; returns seconds or None if N/A."""
+        """Make the training step and the evaluation ready to run, outside the epochs' clock; returns
+        the seconds that took, or None for an eager runner. The same meaning for every runner: the
+        compile cost of the first call of the training step and of evaluation, without their
+        execution (``info().extra["compile_includes"]`` says how the runner measured it)."""
         return None
+
+    def deviations(self, case: Case) -> list[Deviation]:
+        """How this runner departs from the canonical spec on ``case``; [] when it computes it exactly."""
+        return []
 
     @abc.abstractmethod
     def train_epoch(self, epoch: int) -> EpochResult:
@@ -178,19 +238,19 @@ class Runner(abc.ABC):
         where the runner has no such neurons."""
         return None
 
-    def gemm_floor(self, policy) -> dict[str, Any] | None:
-        """Seconds per call of the workload's essential matrix products alone, in this framework on
-        this device: ``{"fwd_ms": [...], "fwdbwd_ms": [...], "framework": name}`` (samples in
-        seconds, keyed by the metric they bound), or None where not implemented.
-
-        Forward: ``x @ W`` per weight layer, ``M = T * B`` rows. Forward+backward adds the weight
-        gradient ``x.T @ g`` of every layer and the input gradient ``g @ W.T`` of all but the first.
-        """
+    def gemm_floor(self) -> GemmFloor | None:
+        """The workload's matrix products alone (:class:`GemmFloor`), or None where not implemented."""
         return None
 
-    def reset_peak_memory(self) -> None:
-        """Reset the device memory peak, where the framework can."""
+    #: where :meth:`peak_memory_bytes` comes from, for records
+    device_memory_source: ClassVar[str] = ""
+
+    def reset_peak_memory(self) -> bool:
+        """Start a new device-memory peak. False where the framework cannot reset it (the harness then
+        measures each phase in its own process); True where it did, or where there is nothing to
+        reset because the device's memory is the host's."""
+        return True
 
     def peak_memory_bytes(self) -> int | None:
-        """Peak device memory since the last reset, or None where it cannot be read (CPU)."""
+        """Peak device memory since the last reset; None where the device's memory is the host's."""
         return None

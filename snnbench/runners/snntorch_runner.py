@@ -19,100 +19,17 @@ Spec mapping:
   applied per time step to ``[B, C, H, W]`` as in snnTorch's convolutional tutorials.
 
 Deviation: snnTorch always detaches the reset, so ``detach_reset: false`` cannot be expressed; such
-a case runs detached and the parity result says so.
+a case runs detached, declared as the reference with ``detach_reset: true``, which the parity gate
+checks. Not expressed (skipped): ``spike_from: previous``, dtypes other than float32.
+
+The module is :class:`.nets.snntorch_net.SnnTorchNet`.
 """
 
 from __future__ import annotations
 
-from ..spec import Case, NetworkSpec
-from .base import RunnerInfo
-from .torch_common import TorchRunnerBase, conv2d_module, surrogate_grad_torch
-
-
-def _spike_grad(name: str, slope: float):
-    from snntorch import surrogate
-
-    if name == "arctan":
-        return surrogate.atan(alpha=slope)
-    if name == "superspike":
-        return surrogate.fast_sigmoid(slope=slope)
-    if name == "sigmoid":
-        return surrogate.sigmoid(slope=slope)
-    if name == "straight_through":
-        return surrogate.straight_through_estimator()
-    return surrogate.custom_surrogate(lambda x, grad, _spk: grad * surrogate_grad_torch(name, x, slope))
-
-
-def build_snntorch_module(net: NetworkSpec):
-    import snntorch as snn
-    import torch
-    from torch import nn
-
-    grad = _spike_grad(net.surrogate.name, net.surrogate.slope)
-    in_shapes = net.input_shapes()
-
-    def beta_arg(layer, n, shape):
-        # a per-neuron decay has the shape of the layer's activity: [n] or [C, H, W]
-        return torch.full(shape, float(layer.decay)) if layer.learn_beta else float(layer.decay)
-
-    class SnnTorchNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.spec = net
-            layers = []
-            for i, (layer, n, shape) in enumerate(zip(net.layers, net.sizes(), net.shapes())):
-                if layer.type == "linear":
-                    layers.append(nn.Linear(in_shapes[i][0], n, bias=layer.bias))
-                elif layer.type == "conv2d":
-                    layers.append(conv2d_module(layer, in_shapes[i][0]))
-                elif layer.type == "maxpool":
-                    layers.append(nn.MaxPool2d(int(layer.kernel), int(layer.stride)))
-                elif layer.type == "flatten":
-                    layers.append(nn.Flatten())
-                elif layer.type == "li":
-                    layers.append(snn.Leaky(beta=beta_arg(layer, n, shape), reset_mechanism="none",
-                                            learn_beta=layer.learn_beta))
-                elif layer.type == "cuba_lif":
-                    layers.append(snn.Synaptic(alpha=layer.alpha, beta=beta_arg(layer, n, shape), threshold=layer.threshold,
-                                               spike_grad=grad, reset_mechanism=layer.reset, learn_beta=layer.learn_beta))
-                else:
-                    layers.append(snn.Leaky(beta=beta_arg(layer, n, shape), threshold=layer.threshold, spike_grad=grad,
-                                            reset_mechanism=layer.reset, learn_beta=layer.learn_beta))
-            self.layers = nn.ModuleList(layers)
-
-        def forward(self, x):
-            assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
-            kinds = [layer.type for layer in self.spec.layers]
-            stateless = ("linear", "conv2d", "maxpool", "flatten")
-            # Fresh state per sequence: an empty membrane makes snnTorch start from zeros.
-            state = [m.init_synaptic() if k == "cuba_lif" else m.init_leaky() if k not in stateless else None
-                     for k, m in zip(kinds, self.layers)]
-            spk_rec = [[] for k in kinds if k in ("lif", "if", "cuba_lif")]
-            readout = []
-            B = x.shape[1]
-            for x_t in x:
-                h, j = x_t.reshape(B, *in_shapes[0]), 0  # images as [B, C, H, W], as a snnTorch user feeds them
-                for i, (kind, module) in enumerate(zip(kinds, self.layers)):
-                    if kind in stateless:
-                        h = module(h)
-                    elif kind == "cuba_lif":
-                        syn, mem = state[i]
-                        h, syn, mem = module(h, syn, mem)
-                        state[i] = (syn, mem)
-                        spk_rec[j].append(h)
-                        j += 1
-                    else:
-                        spk, state[i] = module(h, state[i])
-                        if kind == "li":
-                            readout.append(state[i])
-                        else:
-                            spk_rec[j].append(spk)
-                            j += 1
-                            h = spk
-            spikes = [torch.stack(s).flatten(2) for s in spk_rec]  # [T, B, n], canonical (C, H, W) order
-            return spikes, torch.stack(readout).flatten(2) if readout else spikes[-1]
-
-    return SnnTorchNet()
+from ..spec import Case, with_spiking_layers
+from .base import Deviation, RunnerInfo
+from .torch_common import TorchRunnerBase
 
 
 class SnnTorchRunner(TorchRunnerBase):
@@ -121,7 +38,9 @@ class SnnTorchRunner(TorchRunnerBase):
     package = "snntorch"
 
     def make_model(self, case: Case):
-        return build_snntorch_module(case.network)
+        from .nets.snntorch_net import SnnTorchNet
+
+        return SnnTorchNet(case.network)
 
     def param_names(self) -> dict[str, str]:
         names = super().param_names()
@@ -130,9 +49,9 @@ class SnnTorchRunner(TorchRunnerBase):
                 names[f"layers.{i}.beta"] = f"layers.{i}.beta"
         return names
 
-    def deviations(self) -> list[str]:
-        if any(layer.spiking and not layer.detach_reset for layer in self.case.network.layers):
-            return ["reset always detached (spec: detach_reset false)"]
+    def deviations(self, case: Case) -> list[Deviation]:
+        if any(layer.spiking and not layer.detach_reset for layer in case.network.layers):
+            return [Deviation("reset always detached (spec: detach_reset false)", _reset_detached)]
         return []
 
     def info(self) -> RunnerInfo:
@@ -141,5 +60,9 @@ class SnnTorchRunner(TorchRunnerBase):
 
         return RunnerInfo(framework="snntorch", version=snntorch.__version__,
                           mode="eager; nn.Linear + snn.Leaky stepped per time step",
-                          extra={"torch": torch.__version__, "threads": torch.get_num_threads(),
-                                 "deviations": self.deviations()})
+                          extra={"torch": torch.__version__, "threads": torch.get_num_threads(), **self.precision,
+                                 "deviations": [d.text for d in self.deviations(self.case)]})
+
+
+def _reset_detached(case: Case) -> Case:
+    return with_spiking_layers(case, detach_reset=True)

@@ -18,12 +18,17 @@ Spec mapping:
 * frozen decays (``learn_beta: false``): Spyx always makes beta a trainable ``nnx.Param``; its
   gradient is masked to zero so it stays fixed.
 
-Deviations (declared, measured by the parity gate):
+Spike timing: a Spyx LIF emits ``H(v_{t-1} - threshold)`` at step ``t``, before adding the step's
+input, and resets with that spike: the spec's ``spike_from: previous``, which Spyx computes
+exactly. Its membrane follows the canonical equation; each spiking layer's output is the canonical
+one delayed by one step.
 
-* **spike timing**: a Spyx LIF emits ``H(v_{t-1} - threshold)`` at step ``t``, before adding the
-  step's input, so each spiking layer's output is one step later than canonical. Membranes follow
-  the canonical equation, but everything downstream is delayed by one step per spiking layer.
-* **reset gradient**: the subtractive reset is not detached (``detach_reset: true`` is not honoured).
+Deviations (declared; the parity gate proves each against the reference configured the same way):
+
+* **spike timing**: on a ``spike_from: current`` case (the canonical default) the spikes are one
+  step late per spiking layer: the reference with ``spike_from: previous`` computes the same.
+* **reset gradient**: the subtractive reset is not detached (``detach_reset: true`` is not
+  honoured): the reference with ``detach_reset: false``.
 * not expressible: ``reset: zero`` or ``none`` (Spyx's LIF only subtracts), ``cuba_lif``
   (``spyx.nn.CuBaLIF`` has its own parameterisation), dtypes other than float32 -> skipped.
 """
@@ -32,9 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import Case, LayerSpec
-from .base import RunnerInfo, Support
-from .reference.runner import JaxRunnerBase
+from ..spec import Case, LayerSpec, with_spiking_layers
+from .base import Deviation, RunnerInfo, Support
+from .jax_common import JaxRunnerBase
 
 
 def _activation(name: str, slope: float):
@@ -56,6 +61,7 @@ class SpyxRunner(JaxRunnerBase):
     requires = ("jax", "optax", "flax", "spyx")
     extra = "spyx"
     neuron_types = frozenset({"lif", "if", "li"})  # cuba_lif is not mapped to spyx.nn.CuBaLIF
+    spike_timings = frozenset({"current", "previous"})  # previous exactly; current as a declared deviation
 
     def supports(self, case: Case) -> Support:
         if case.spec.dtype != "float32":
@@ -73,13 +79,18 @@ class SpyxRunner(JaxRunnerBase):
             framework="spyx",
             version=getattr(spyx, "__version__", "?"),
             mode=self._epoch_text() + "; spyx.nn.run (lax.scan over time, per-step Sequential)",
-            extra={"flax": flax.__version__, "deviations": self.deviations()},
+            extra={"flax": flax.__version__, "deviations": [d.text for d in self.deviations(self.case)],
+                   **self._common_extra()},
         )
 
-    def deviations(self) -> list[str]:
-        devs = ["spikes one step late per spiking layer (Spyx fires on v_{t-1})"]
-        if any(layer.spiking and layer.detach_reset for layer in self.case.network.layers):
-            devs.append("reset not detached")
+    def deviations(self, case: Case) -> list[Deviation]:
+        spiking = [layer for layer in case.network.layers if layer.spiking]
+        devs = []
+        if any(layer.spike_from == "current" for layer in spiking):
+            devs.append(Deviation("spikes one step late per spiking layer (Spyx fires on v_{t-1})",
+                                  _spikes_from_previous))
+        if any(layer.detach_reset for layer in spiking):
+            devs.append(Deviation("reset not detached", _reset_attached))
         return devs
 
     # ------------------------------------------------------------------------------- model
@@ -95,7 +106,9 @@ class SpyxRunner(JaxRunnerBase):
             return nnx.Conv(in_shape[0], int(layer.out), (k, k), strides=int(layer.stride), padding=[(p, p), (p, p)],
                             use_bias=layer.bias, rngs=rngs)
         if layer.type == "maxpool":
-            return _max_pool_module(int(layer.kernel), int(layer.stride))
+            from .nets.spyx_modules import MaxPool
+
+            return MaxPool(int(layer.kernel), int(layer.stride))
         if layer.type == "flatten":
             return spyx.nn.Flatten()
         hidden = _nhwc(shape)
@@ -210,6 +223,14 @@ class SpyxRunner(JaxRunnerBase):
         return out
 
 
+def _spikes_from_previous(case: Case) -> Case:
+    return with_spiking_layers(case, spike_from="previous")
+
+
+def _reset_attached(case: Case) -> Case:
+    return with_spiking_layers(case, detach_reset=False)
+
+
 def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
     """A canonical ``(C, H, W)`` activity shape as Flax holds it, ``(H, W, C)``; flat shapes unchanged."""
     return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
@@ -235,19 +256,3 @@ def feature_orders(net) -> list[np.ndarray]:
             order = np.arange(int(np.prod(out_shape)))
         orders.append(order)
     return orders
-
-
-def _max_pool_module(kernel: int, stride: int):
-    from flax import nnx
-
-    class MaxPool(nnx.Module):
-        """Stateless max pooling over ``[B, H, W, C]`` (Flax layout) for ``spyx.nn.Sequential``: Spyx
-        ships ``SumPool`` only, so this calls ``flax.nnx.max_pool``."""
-
-        def __init__(self):
-            self.kernel, self.stride = kernel, stride
-
-        def __call__(self, x):
-            return nnx.max_pool(x, (self.kernel, self.kernel), strides=(self.stride, self.stride), padding="VALID")
-
-    return MaxPool()

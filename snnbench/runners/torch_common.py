@@ -1,83 +1,40 @@
 """What every PyTorch-based adapter shares: device handling, canonical weight exchange by name,
-the training loop as a PyTorch user writes it, the canonical surrogates as autograd functions.
+the training loop as a PyTorch user writes it, the timing hooks.
 
 An adapter subclasses :class:`TorchRunnerBase` and provides ``make_model(case)`` (an ``nn.Module``
 whose ``forward(x [T, B, C])`` returns ``(spikes per spiking layer [T, B, N], readout [T, B, O])``)
-and ``param_names()`` (canonical name -> parameter path in that module).
+and ``param_names()`` (canonical name -> parameter path in that module). Module classes live in
+:mod:`.nets`, the canonical surrogates in :mod:`.torchmath.spike`.
 
 Data path: the packed split stays in host memory; each batch is unpacked on the host and copied to
-the device, as a PyTorch user's DataLoader does, and that copy counts in the epoch time.
+the device, as a PyTorch user's DataLoader does, and that copy counts in the epoch time. Batches
+follow the permutation every runner shares (:func:`snnbench.data.staging.epoch_batches`).
+
+Modes: a training step runs the model in ``train()`` mode with gradients, evaluation and the
+forward timing in ``eval()`` mode under ``torch.no_grad()``, as PyTorch users do.
+
+torch is imported inside methods: this module is imported by runner discovery, and torch is optional.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import numpy as np
 
-from ..data.staging import SpikeDataset, unpack
+from ..data.staging import SpikeDataset, epoch_batches, unpack
 from ..spec import Case, weight_shapes
-from .base import EpochResult, EvalResult, ForwardResult, GradResult, Runner, Support
+from .base import EpochResult, EvalResult, ForwardResult, GemmFloor, GradResult, Runner, Support
 
 
-def surrogate_grad_torch(name: str, x, slope: float):
-    """The canonical surrogate derivatives of :mod:`snnbench.runners.reference.surrogates`, in torch."""
-    import torch
-
-    if name == "arctan":
-        return (slope / 2.0) / (1.0 + (math.pi / 2.0 * slope * x) ** 2)
-    if name == "superspike":
-        return 1.0 / (1.0 + slope * x.abs()) ** 2
-    if name == "sigmoid":
-        s = torch.sigmoid(slope * x)
-        return slope * s * (1.0 - s)
-    if name == "triangular":
-        return torch.clamp(1.0 - slope * x.abs(), min=0.0)
-    if name == "boxcar":
-        return (x.abs() < 1.0 / slope).to(x.dtype)
-    if name == "straight_through":
-        return torch.ones_like(x)
-    raise ValueError(f"unknown surrogate {name!r}")
-
-
-def _spike_class():
-    import torch
-
-    class SurrogateSpike(torch.autograd.Function):
-        """``1[x > 0]`` forward; the canonical surrogate derivative backward."""
-
-        @staticmethod
-        def forward(ctx, x, name: str, slope: float):
-            ctx.save_for_backward(x)
-            ctx.name, ctx.slope = name, slope
-            return (x > 0).to(x.dtype)
-
-        @staticmethod
-        def backward(ctx, grad_out):
-            (x,) = ctx.saved_tensors
-            return grad_out * surrogate_grad_torch(ctx.name, x, ctx.slope), None, None
-
-    return SurrogateSpike
-
-
-_SPIKE = None
-
-
-def spike(x, name: str, slope: float):
-    """Heaviside step of ``x`` with the canonical surrogate gradient (one autograd.Function class)."""
-    global _SPIKE
-    if _SPIKE is None:
-        _SPIKE = _spike_class()
-    return _SPIKE.apply(x, name, slope)
-
-
-def conv2d_module(layer, in_channels: int):
-    """``nn.Conv2d`` for a spec ``conv2d`` layer (PyTorch's layout is the canonical one)."""
+def weight_module(layer, in_shape: tuple[int, ...], out_features: int):
+    """``nn.Linear`` or ``nn.Conv2d`` for a spec weight layer (PyTorch's layout is the canonical one)."""
     from torch import nn
 
-    return nn.Conv2d(in_channels, int(layer.out), int(layer.kernel), stride=int(layer.stride),
+    if layer.type == "linear":
+        return nn.Linear(in_shape[0], out_features, bias=layer.bias)
+    return nn.Conv2d(in_shape[0], int(layer.out), int(layer.kernel), stride=int(layer.stride),
                      padding=layer.padding, bias=layer.bias)
 
 
@@ -99,12 +56,24 @@ def logits_from_readout(readout, mode: str):
     return readout.mean(0) if mode == "mean" else readout.amax(0)
 
 
+def set_float32_precision() -> dict[str, bool]:
+    """Full float32 matrix products and convolutions on CUDA (no TF32), as in the JAX runners;
+    returns the settings for records. cuDNN convolutions allow TF32 by default."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return {"allow_tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "allow_tf32_cudnn": torch.backends.cudnn.allow_tf32}
+
+
 class TorchRunnerBase(Runner):
     """Training, evaluation, timing hooks and weight exchange for torch adapters."""
 
     framework = "torch"
     #: the pip package that must import for this runner
     package = "torch"
+    device_memory_source = "torch.cuda.max_memory_allocated since torch.cuda.reset_peak_memory_stats"
 
     @classmethod
     def available(cls) -> Support:
@@ -157,6 +126,7 @@ class TorchRunnerBase(Runner):
         self.case = case
         self.seed = seed
         self.dev = torch_device(device)
+        self.precision = set_float32_precision()
         torch.manual_seed(seed)
         threads = int(os.environ.get("SNNBENCH_THREADS", "0")) or os.cpu_count() or 1
         torch.set_num_threads(threads)
@@ -218,10 +188,12 @@ class TorchRunnerBase(Runner):
     def fwd_step(self, batch: Any) -> Any:
         import torch
 
+        self.model.eval()
         with torch.no_grad():
             return self.step_model(batch[0])[1]
 
     def fwdbwd_step(self, batch: Any) -> Any:
+        self.model.train()
         self.model.zero_grad(set_to_none=True)
         loss, _ = self._loss(*batch)
         loss.backward()
@@ -231,6 +203,7 @@ class TorchRunnerBase(Runner):
         import torch
 
         xt, _ = self._to_device(x, np.zeros(len(x)))
+        self.model.eval()
         with torch.no_grad():
             spikes, readout = self.model(xt)
         return ForwardResult(
@@ -239,6 +212,7 @@ class TorchRunnerBase(Runner):
         )
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
+        self.model.train()
         self.model.zero_grad(set_to_none=True)
         xt, yt = self._to_device(x, y)
         loss, _ = self._loss(xt, yt)
@@ -256,32 +230,41 @@ class TorchRunnerBase(Runner):
         """Eager runners have nothing to compile; compiled runners override."""
         return None
 
-    def _batches(self, data: SpikeDataset, order: np.ndarray, drop_last: bool):
-        """Device batches ``(x [T, B, C], y [B], n_valid)``; a last partial batch is padded to B
-        by repeating its first sample (so compiled models see one shape) unless dropped."""
+    def _batches(self, data: SpikeDataset, batches: np.ndarray):
+        """Device batches ``(x [T, B, C], y [B], n_valid)`` for the sample indices ``batches`` (a list
+        of index arrays); a short one is padded to B by repeating its first sample (so compiled
+        models see one shape)."""
         B = self.case.spec.batch
-        stop = len(order) - (len(order) % B if drop_last else 0)
-        for start in range(0, stop, B):
-            idx = order[start:start + B]
+        for idx in batches:
             n_valid = len(idx)
             if n_valid < B:
                 idx = np.concatenate([idx, np.full(B - n_valid, idx[0])])
             x = unpack(data.packed[idx])  # [B, T, C] uint8, host
             yield (*self._to_device(x, data.labels[idx]), n_valid)
 
+    def _in_order(self, data: SpikeDataset) -> list[np.ndarray]:
+        """Every sample of ``data`` in order, in batches (the last one may be short)."""
+        B = self.case.spec.batch
+        return [np.arange(start, min(start + B, len(data))) for start in range(0, len(data), B)]
+
+    def train_step(self, x, y):
+        """One optimizer step on a device batch ``x [T, B, C]``, ``y [B]``: ``(loss, logits)``."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, logits = self._loss(x, y)
+        loss.backward()
+        self.optimizer.step()
+        return loss, logits
+
     def train_epoch(self, epoch: int) -> EpochResult:
         import torch
 
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
         self.model.train()
         total_loss = torch.zeros((), device=self.dev)
         correct = torch.zeros((), dtype=torch.long, device=self.dev)
         n = batches = 0
-        for x, y, _ in self._batches(self.train, order, drop_last=True):
-            self.optimizer.zero_grad(set_to_none=True)
-            loss, logits = self._loss(x, y)
-            loss.backward()
-            self.optimizer.step()
+        order = epoch_batches(self.seed, epoch, len(self.train), self.case.spec.batch)
+        for x, y, _ in self._batches(self.train, order):
+            loss, logits = self.train_step(x, y)
             total_loss += loss.detach()
             correct += (logits.argmax(-1) == y).sum()
             n += len(y)
@@ -296,7 +279,7 @@ class TorchRunnerBase(Runner):
         nll = torch.zeros((), device=self.dev)
         correct = torch.zeros((), dtype=torch.long, device=self.dev)
         with torch.no_grad():
-            for x, y, n_valid in self._batches(self.test, np.arange(len(self.test)), drop_last=False):
+            for x, y, n_valid in self._batches(self.test, self._in_order(self.test)):
                 logits = logits_from_readout(self.step_model(x)[1], self.case.spec.loss)[:n_valid]
                 nll += F.cross_entropy(logits, y[:n_valid], reduction="sum")
                 correct += (logits.argmax(-1) == y[:n_valid]).sum()
@@ -310,10 +293,9 @@ class TorchRunnerBase(Runner):
         if self.dev.type == "cuda":
             torch.cuda.synchronize(self.dev)
 
-    def gemm_floor(self, policy) -> dict[str, Any] | None:
+    def gemm_floor(self) -> GemmFloor:
         import torch
 
-        from ..harness.timing import time_calls
         from ..spec import gemm_shapes
 
         g = torch.Generator(device="cpu").manual_seed(0)
@@ -322,21 +304,22 @@ class TorchRunnerBase(Runner):
         ws = [torch.randn(k, n, generator=g).to(self.dev) for _, k, n in shapes]
         gs = [torch.randn(m, n, generator=g).to(self.dev) for m, _, n in shapes]
 
+        @torch.no_grad()
         def fwd():
             return [x @ w for x, w in zip(xs, ws)]
 
+        @torch.no_grad()
         def fwdbwd():
             return fwd(), [x.T @ g_ for x, g_ in zip(xs, gs)], [g_ @ w.T for g_, w in zip(gs[1:], ws[1:])]
 
-        with torch.no_grad():
-            return {"fwd_ms": time_calls(fwd, self.barrier, policy),
-                    "fwdbwd_ms": time_calls(fwdbwd, self.barrier, policy), "framework": "torch"}
+        return GemmFloor(fwd=fwd, fwdbwd=fwdbwd, framework="torch")
 
-    def reset_peak_memory(self) -> None:
+    def reset_peak_memory(self) -> bool:
         import torch
 
         if self.dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.dev)
+        return True
 
     def peak_memory_bytes(self) -> int | None:
         import torch

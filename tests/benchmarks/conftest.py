@@ -70,6 +70,13 @@ def spike_batch(case, seed: int = 0):
     return x, rng.integers(0, case.network.outputs, case.spec.batch)
 
 
+def spike_batches(case, k: int, seed: int = 0):
+    """``k`` distinct batches ``x [k, B, T, C]``, ``y [k, B]`` (for the per-step timings)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((k, case.spec.batch, case.spec.time_steps, case.network.inputs)) < 0.1).astype(np.float32)
+    return x, rng.integers(0, case.network.outputs, (k, case.spec.batch))
+
+
 def ratio_bounds() -> dict:
     path = BASELINES / machine_class() / "ratio_guard.json"
     return json.loads(path.read_text()) if path.exists() else {}

@@ -1,6 +1,7 @@
 """The guard a regression check can trust across machines: the reference's forward+backward time
-divided by the same run's GEMM floor (the workload's matrix products alone). Both are measured here,
-interleaved, so machine speed and load cancel out of the ratio.
+per step (as the harness measures it: K batches in one compiled program) divided by the same run's
+GEMM floor (the workload's matrix products alone). Both are measured here, interleaved, so machine
+speed and load cancel out of the ratio.
 
 The bound comes from results/baselines/<machine class>/ratio_guard.json (``make bench-baseline``
 records it: the measured ratio times a margin of 2) or, for a machine class without one, the
@@ -14,7 +15,7 @@ import pytest
 
 from snnbench.harness.timing import RepeatPolicy, time_calls
 
-from .conftest import BASELINES, built, machine_class, ratio_bounds, shd_case, spike_batch
+from .conftest import BASELINES, built, machine_class, ratio_bounds, shd_case, spike_batches
 
 pytest.importorskip("haiku")
 
@@ -25,13 +26,14 @@ MARGIN = 2.0
 def measure_ratio(rounds: int = 5) -> tuple[float, float, float]:
     case = shd_case()
     r = built("reference", case)
-    batch = r.prepare_batch(*spike_batch(case))
+    k = 4
+    batches = r.prepare_batches(*spike_batches(case, k))
+    floor_fn = r.gemm_floor().fwdbwd
     policy = RepeatPolicy(warmup=1, min_repeats=3, min_time_s=0.0)
-    r.barrier(r.fwdbwd_step(batch))
     step, floor = [], []
     for _ in range(rounds):  # interleaved: drift and load hit both sides alike
-        step += time_calls(lambda: r.fwdbwd_step(batch), r.barrier, policy)
-        floor += r.gemm_floor(policy)["fwdbwd_ms"]
+        step += time_calls(lambda: r.fwdbwd_steps(batches), r.barrier, policy).per(k).seconds
+        floor += time_calls(floor_fn, r.barrier, policy).seconds
     s, f = float(np.median(step)), float(np.median(floor))
     return s / f, s * 1e3, f * 1e3
 

@@ -7,7 +7,7 @@ weights) and turns ``T`` small matrix products into one large one.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import haiku as hk
 import jax
@@ -160,8 +160,8 @@ def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.
                 out = Neuron(layer, n, surrogate, unroll, name=f"layer{i}", serial=serial)(h)
                 if layer.type == "li":
                     return NetOutput(tuple(spikes), out)
-                spikes.append(out.spikes)
-                h = out.spikes
+                h = out.spikes if layer.spike_from == "current" else neurons.delay_one_step(out.spikes)
+                spikes.append(h)
         return NetOutput(tuple(spikes), spikes[-1])  # no LI readout: the last spike train is the output
 
     return hk.without_apply_rng(hk.transform(forward))
@@ -211,13 +211,3 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return -jnp.take_along_axis(logp, labels[:, None], axis=-1).mean()
 
-
-def make_loss(network: hk.Transformed, mode: str) -> Callable:
-    """``loss(params, x [T,B,C], y [B]) -> (loss, correct_count)``."""
-
-    def loss_fn(params, x, y):
-        logits = logits_from_readout(network.apply(params, x).readout, mode)
-        correct = (jnp.argmax(logits, axis=-1) == y).sum()
-        return cross_entropy(logits, y), correct
-
-    return loss_fn

@@ -87,8 +87,8 @@ def lif(
     ``a_t = dL/dv_t(direct) + dL/ds_t(direct) * sigma'(v_t - threshold)`` and
     ``c_t = beta * m_{t+1} + [reset attached] * sigma'(v_t - threshold) * q_t``, where ``m_{t+1}`` is
     ``1 - s_t`` for the zero reset (else 1) and ``q_t`` is ``-threshold`` (subtract), ``-beta * v_t``
-    (zero) or 0 (none). Being linear, it runs as one associative scan instead of a second
-    sequential loop, and the only residuals are ``v`` and ``s``.
+    (zero) or 0 (none). Being linear, it needs no spike bookkeeping: one element-wise reverse
+    ``lax.scan`` (a sequential loop carrying one array), and the only residuals are ``v`` and ``s``.
     """
     beta = jnp.clip(jnp.asarray(beta, current.dtype), 0.0, 1.0)
     spikes, membrane = _lif_core(current, beta, float(threshold), reset, bool(detach_reset), surrogate, float(slope),
@@ -158,6 +158,12 @@ def _lif_core_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals,
 
 
 _lif_core.defvjp(_lif_core_fwd, _lif_core_bwd)
+
+
+def delay_one_step(spikes: jax.Array) -> jax.Array:
+    """``spikes [T, ...]`` one step later, zeros at ``t = 0``: a layer with ``spike_from: previous``
+    emits ``H(v_{t-1} - threshold)``, which is the canonical spike of step ``t - 1``."""
+    return jnp.concatenate([jnp.zeros_like(spikes[:1]), spikes[:-1]], axis=0)
 
 
 def integrate_and_fire(current: jax.Array, **kwargs) -> LIFOutput:

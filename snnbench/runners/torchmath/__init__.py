@@ -1,1 +1,1 @@
-"""PyTorch neuron math shared by the torch runners (imported lazily: torch is optional)."""
+"""PyTorch neuron math shared by the torch runners: each module imports torch, so only runner methods import them."""

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ..torch_common import spike
+from .spike import spike
 
 
 def lif_noreset_loop(x: torch.Tensor, beta: float) -> torch.Tensor:

@@ -1,0 +1,432 @@
+"""What every JAX-based runner shares: device placement, the packed dataset on the device, one
+compiled program per epoch (``lax.scan`` over batches) and per evaluation, the timing hooks.
+
+Data path (as in the Spyx paper): the bit-packed split ``uint8 [N, T/8, C]`` is put on the device
+once; each epoch one ``lax.scan`` over batches gathers a batch, unpacks it, optionally shifts it,
+and takes an optax step. The host only sends the epoch's batch order (the permutation every runner
+shares, :func:`snnbench.data.staging.epoch_batches`) and reads two scalars back.
+
+JAX is imported inside methods: this module is imported by runner discovery, and JAX is optional.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..data.staging import SpikeDataset, epoch_batches
+from ..spec import Case, init_weights
+from .base import EpochResult, EvalResult, ForwardResult, GemmFloor, GradResult, Runner, Support
+
+PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
+#: float32 matrix products at full float32 precision on every device: JAX's default lets a GPU use
+#: TF32 (10-bit mantissa) where PyTorch's does not, and the two would not compute the same thing.
+MATMUL_PRECISION = "highest"
+
+
+def jax_device(device: str):
+    """The first JAX device of ``device`` ('cpu' | 'gpu' | 'tpu' | 'auto'); raises RuntimeError if none."""
+    import jax
+
+    if device == "auto":
+        return jax.devices()[0]
+    return jax.devices(PLATFORMS[device])[0]
+
+
+def jax_device_available(device: str) -> Support:
+    try:
+        jax_device(device)
+    except RuntimeError as exc:
+        return Support.no(f"JAX has no {device} device ({str(exc).splitlines()[0]})")
+    return Support.yes()
+
+
+def shift_channels(x, key, max_shift: int):
+    """Shift each sample of ``x [T, B, C]`` along channels by a random integer in ``[-max_shift, max_shift]``.
+
+    Zero fill (no wrap-around): channels shifted off the edge are dropped.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    T, B, C = x.shape
+    offsets = jax.random.randint(key, (B,), 0, 2 * max_shift + 1)
+    padded = jnp.pad(x, ((0, 0), (0, 0), (max_shift, max_shift)))
+    take = jax.vmap(lambda xb, o: jax.lax.dynamic_slice_in_dim(xb, o, C, axis=-1), in_axes=(1, 0), out_axes=1)
+    return take(padded, offsets)
+
+
+def shift_pixels(x, key, max_shift: int, image_shape: tuple[int, int, int]):
+    """Translate each sample of image input ``x [T, B, C*H*W]`` (flat ``C, H, W``) by random integers
+    ``dy, dx`` in ``[-max_shift, max_shift]``, the same for every step of a sample. Zero fill."""
+    import jax
+    import jax.numpy as jnp
+
+    T, B, _ = x.shape
+    C, H, W = image_shape
+    s = max_shift
+    offsets = jax.random.randint(key, (B, 2), 0, 2 * s + 1)
+    padded = jnp.pad(x.reshape(T, B, C, H, W), ((0, 0), (0, 0), (0, 0), (s, s), (s, s)))
+
+    def one(xb, o):  # xb [T, C, H + 2s, W + 2s]
+        return jax.lax.dynamic_slice(xb, (0, 0, o[0], o[1]), (T, C, H, W))
+
+    return jax.vmap(one, in_axes=(1, 0), out_axes=1)(padded, offsets).reshape(T, B, C * H * W)
+
+
+def steps_in_one_program(step):
+    """``step(params, x, *rest) -> pytree`` over ``K`` stacked inputs ``xs [K, ...]`` in one
+    ``lax.scan``, the outputs summed (so nothing is dead code and nothing is kept per step)."""
+    import jax
+    import jax.numpy as jnp
+
+    def run(params, *stacked):
+        shapes = jax.eval_shape(step, params, *(a[0] for a in stacked))
+        zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+        def body(total, inputs):
+            return jax.tree_util.tree_map(jnp.add, total, step(params, *inputs)), None
+
+        total, _ = jax.lax.scan(body, zeros, stacked)
+        return total
+
+    return jax.jit(run)
+
+
+class JaxRunnerBase(Runner):
+    """Shared machinery for JAX runners.
+
+    A subclass supplies the model as pure functions over a parameter pytree:
+    ``_build_model(case, seed)``, ``_apply(params, x [T, B, C]) -> NetOutput``,
+    ``_to_params(canonical)``, ``_from_params(params)`` and, for parameters that must stay frozen,
+    ``_grad_mask(params)`` (a pytree of 0/1 multipliers).
+    """
+
+    framework = "jax"
+    #: packages that must import, and the extra that installs them
+    requires: tuple[str, ...] = ("jax", "optax")
+    extra = "jax"
+    device_memory_source = "jax Device.memory_stats()['peak_bytes_in_use']"
+
+    def __init__(self, unroll: int | None = None):
+        self._unroll = unroll
+        self.unroll = unroll or 1
+
+    @staticmethod
+    def default_unroll(platform: str) -> int:
+        """Time-scan unroll factor per platform. On a GPU every iteration of a ``lax.scan`` (an XLA
+        while loop) costs a launch and a host round trip for its condition; on the H100 the SHD
+        network's forward took 9.0 ms for its 3 x 128 scan steps against Spyx's 2.1 ms for 128, about
+        20 us an iteration, so the GPU default unrolls 8 steps per iteration. The CPU has no such
+        cost, and there 1 is best."""
+        return 1 if platform == "cpu" else 8
+
+    @classmethod
+    def available(cls) -> Support:
+        import importlib
+
+        for package in cls.requires:
+            try:
+                importlib.import_module(package)
+            except ImportError as exc:
+                return Support.no(f"missing package: {exc.name} (pip install 'snnbench[{cls.extra}]')")
+        return Support.yes()
+
+    def device_available(self, device: str) -> Support:
+        return jax_device_available(device)
+
+    # ------------------------------------------------------------------- model (subclass hooks)
+    def _build_model(self, case: Case, seed: int) -> None:
+        raise NotImplementedError
+
+    def _apply(self, params, x):
+        raise NotImplementedError
+
+    def _apply_with_spikes(self, params, x):
+        """Like ``_apply`` but with every spiking layer's output (for parity); defaults to ``_apply``."""
+        return self._apply(params, x)
+
+    def _to_params(self, weights: dict[str, np.ndarray]):
+        raise NotImplementedError
+
+    def _from_params(self, params) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _grad_mask(self, params):
+        return None
+
+    def _common_extra(self) -> dict[str, Any]:
+        """Facts every JAX runner's records carry."""
+        return {"matmul_precision": MATMUL_PRECISION, "scan_unroll": self.unroll,
+                "device_kind": str(getattr(self.device, "device_kind", "")),
+                "compile_includes": "ahead-of-time lower + compile of the epoch program and the evaluation "
+                                    "program (no execution)"}
+
+    # ---------------------------------------------------------------------------------- build
+    def build(self, case: Case, device: str, seed: int) -> None:
+        import jax
+        import optax
+
+        from .reference.model import cross_entropy, logits_from_readout
+
+        jax.config.update("jax_default_matmul_precision", MATMUL_PRECISION)
+        self.case = case
+        self.seed = seed
+        self.device = jax_device(device)
+        self.unroll = self._unroll or self.default_unroll(self.device.platform)
+        self._build_model(case, seed)
+        mode, apply = case.spec.loss, self._apply
+
+        def loss_fn(params, x, y):
+            logits = logits_from_readout(apply(params, x).readout, mode)
+            return cross_entropy(logits, y), (jax.numpy.argmax(logits, -1) == y).sum()
+
+        self.loss_fn = loss_fn
+        lr = case.spec.lr
+        self.optimizer = optax.adam(lr) if case.spec.optimizer == "adam" else optax.sgd(lr)
+        self.key = jax.random.PRNGKey(seed)
+        self.set_weights(init_weights(case.network, seed))
+        mask = self._grad_mask(self.params)
+        self._mask = None if mask is None else jax.device_put(mask, self.device)
+        self._fwd = jax.jit(self._apply)
+        self._fwd_spikes = jax.jit(self._apply_with_spikes)
+        self._grad = jax.jit(self._value_and_grad)
+        self._fwd_k = steps_in_one_program(lambda params, x: self._apply(params, x).readout.sum())
+        self._grad_k = steps_in_one_program(lambda params, x, y: self._value_and_grad(params, x, y)[1])
+        self._epoch = None
+        self._eval = None
+
+    def _value_and_grad(self, params, x, y):
+        import jax
+
+        (loss, correct), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(params, x, y)
+        if self._mask is not None:
+            grads = jax.tree_util.tree_map(lambda g, m: g * m, grads, self._mask)
+        return (loss, correct), grads
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self._from_params(self.params)
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        import jax
+
+        self.params = jax.device_put(self._to_params(weights), self.device)
+        self.opt_state = self.optimizer.init(self.params)
+
+    # ------------------------------------------------------------------------------- one batch
+    def prepare_batch(self, x: np.ndarray, y: np.ndarray) -> Any:
+        import jax
+
+        assert x.ndim == 3 and x.shape[2] == self.case.network.inputs, f"expected [B, T, C], got {x.shape}"
+        xt = np.ascontiguousarray(np.swapaxes(x, 0, 1), dtype=np.float32)  # [T, B, C]
+        return jax.device_put((xt, np.asarray(y, np.int32)), self.device)
+
+    def prepare_batches(self, xs: np.ndarray, ys: np.ndarray) -> Any:
+        import jax
+
+        assert xs.ndim == 4 and xs.shape[3] == self.case.network.inputs, f"expected [K, B, T, C], got {xs.shape}"
+        xt = np.ascontiguousarray(np.swapaxes(xs, 1, 2), dtype=np.float32)  # [K, T, B, C]
+        return jax.device_put((xt, np.asarray(ys, np.int32)), self.device)
+
+    def fwd_step(self, batch: Any) -> Any:
+        return self._fwd(self.params, batch[0]).readout
+
+    def fwdbwd_step(self, batch: Any) -> Any:
+        (loss, _), grads = self._grad(self.params, *batch)
+        return loss, grads
+
+    def fwd_steps(self, batches: Any) -> Any:
+        return self._fwd_k(self.params, batches[0])
+
+    def fwdbwd_steps(self, batches: Any) -> Any:
+        return self._grad_k(self.params, *batches)
+
+    def forward(self, x: np.ndarray) -> ForwardResult:
+        xt, _ = self.prepare_batch(x, np.zeros(len(x)))
+        out = self._fwd_spikes(self.params, xt)
+        return ForwardResult(
+            spikes=[np.swapaxes(np.asarray(s), 0, 1) for s in out.spikes],
+            readout=np.swapaxes(np.asarray(out.readout), 0, 1),
+        )
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
+        loss, grads = self.fwdbwd_step(self.prepare_batch(x, y))
+        return GradResult(float(loss), self._from_params(grads))
+
+    # -------------------------------------------------------------------------------- training
+    def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:
+        import jax
+
+        B = self.case.spec.batch
+        self.n_train = len(train)
+        self.n_batches = self.n_train // B
+        # Pad the test split to whole batches; the mask keeps padding out of the figures.
+        n_test = len(test)
+        pad = (-n_test) % B
+        test_packed = np.concatenate([test.packed, np.zeros((pad,) + test.packed.shape[1:], np.uint8)])
+        test_labels = np.concatenate([test.labels, np.zeros(pad, np.int32)]).astype(np.int32)
+        mask = np.concatenate([np.ones(n_test, bool), np.zeros(pad, bool)])
+        self.train_data = jax.device_put((train.packed, train.labels.astype(np.int32)), self.device)
+        self.test_data = jax.device_put(
+            (test_packed.reshape(-1, B, *test.packed.shape[1:]), test_labels.reshape(-1, B), mask.reshape(-1, B)),
+            self.device,
+        )
+        self.n_test = n_test
+        return {
+            "staged_bytes_packed": int(train.packed.nbytes + test_packed.nbytes),
+            "staged_bytes_dense_float32": int((train.packed.size + test_packed.size) * 8 * 4),
+        }
+
+    def _epoch_mode(self) -> str:
+        """``scan``: the whole epoch is one compiled program (``lax.scan`` over batches). ``loop``: one
+        compiled step per batch, launched from Python over the same device-resident data. XLA:CPU
+        runs convolutions inside a loop body about 2x slower than the same step compiled alone
+        (measured here, JAX 0.10), so convolutional networks on the CPU use ``loop``."""
+        conv = any(layer.type == "conv2d" for layer in self.case.network.layers)
+        return "loop" if conv and self.device.platform == "cpu" else "scan"
+
+    def _epoch_text(self) -> str:
+        if self._epoch_mode() == "scan":
+            return "jit epoch: lax.scan over batches"
+        return "jit step per batch from a Python loop, data on the device (XLA:CPU convolutions run ~2x slower in a scan)"
+
+    def _make_step(self):
+        """One optimizer step on the samples ``idx [B]`` of the staged packed split (pure; both modes)."""
+        import jax.numpy as jnp
+        import optax
+
+        shift = self.case.spec.augment_shift
+        value_and_grad, optimizer = self._value_and_grad, self.optimizer
+        image_shape = tuple(self.case.network.input_shape)  # (C, H, W): shift in space, else along channels
+
+        def step(params, opt_state, packed, labels, idx, key):
+            # [B, T/8, C] -> [T/8, B, C] before unpacking: the unpacked tensor is born time-major.
+            x = jnp.unpackbits(jnp.swapaxes(packed[idx], 0, 1), axis=0).astype(jnp.float32)
+            if shift:
+                x = shift_pixels(x, key, shift, image_shape) if len(image_shape) == 3 else shift_channels(x, key, shift)
+            (loss, correct), grads = value_and_grad(params, x, labels[idx])
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss, correct
+
+        return step
+
+    def _batch_order(self, epoch: int):
+        """The epoch's batches (host permutation shared by every runner) and an augmentation key per batch."""
+        import jax
+
+        perm = jax.device_put(epoch_batches(self.seed, epoch, self.n_train, self.case.spec.batch), self.device)
+        keys = jax.random.split(jax.random.fold_in(self.key, epoch), len(perm))
+        return perm, keys
+
+    def _make_epoch(self):
+        import jax
+
+        step = self._make_step()
+
+        def epoch(params, opt_state, perm, keys, packed, labels):
+            def body(carry, inputs):
+                params, opt_state, loss, correct = step(*carry, packed, labels, *inputs)
+                return (params, opt_state), (loss, correct)
+
+            (params, opt_state), (losses, correct) = jax.lax.scan(body, (params, opt_state), (perm, keys))
+            return params, opt_state, losses.mean(), correct.sum()
+
+        return jax.jit(epoch, donate_argnums=(0, 1))
+
+    def _make_eval(self):
+        import jax
+        import jax.numpy as jnp
+
+        from .reference.model import logits_from_readout
+
+        apply, mode = self._apply, self.case.spec.loss
+
+        def evaluate(params, packed, labels, mask):
+            def step(totals, batch):
+                p, y, m = batch
+                x = jnp.unpackbits(jnp.swapaxes(p, 0, 1), axis=0).astype(jnp.float32)
+                logits = logits_from_readout(apply(params, x).readout, mode)
+                logp = jax.nn.log_softmax(logits, axis=-1)
+                nll = -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
+                correct = (jnp.argmax(logits, -1) == y) & m
+                return (totals[0] + jnp.where(m, nll, 0.0).sum(), totals[1] + correct.sum()), None
+
+            (nll, correct), _ = jax.lax.scan(step, (jnp.float32(0), jnp.int32(0)), (packed, labels, mask))
+            return nll, correct
+
+        return jax.jit(evaluate)
+
+    def compile(self) -> float:
+        """Lower and compile the training and evaluation programs (ahead of time, nothing runs)."""
+        import jax
+
+        t0 = time.perf_counter()
+        perm, keys = self._batch_order(0)  # example arguments: shapes only
+        if self._epoch_mode() == "scan":
+            self._epoch = self._make_epoch().lower(self.params, self.opt_state, perm, keys, *self.train_data).compile()
+        else:
+            self._step = (jax.jit(self._make_step(), donate_argnums=(0, 1))
+                          .lower(self.params, self.opt_state, *self.train_data, perm[0], keys[0]).compile())
+            self._epoch = self._loop_epoch
+        self._eval = self._make_eval().lower(self.params, *self.test_data).compile()
+        return time.perf_counter() - t0
+
+    def _loop_epoch(self, params, opt_state, perm, keys, packed, labels):
+        """The ``loop`` mode's epoch: the compiled step per batch, losses summed on the device."""
+        losses, correct = 0.0, 0
+        for idx, k in zip(perm, keys):
+            params, opt_state, loss, right = self._step(params, opt_state, packed, labels, idx, k)
+            losses, correct = losses + loss, correct + right
+        return params, opt_state, losses / self.n_batches, correct
+
+    def train_epoch(self, epoch: int) -> EpochResult:
+        import jax
+
+        if self._epoch is None:
+            self.compile()
+        perm, keys = self._batch_order(epoch)
+        self.params, self.opt_state, loss, correct = self._epoch(self.params, self.opt_state, perm, keys,
+                                                                 *self.train_data)
+        loss, correct = jax.device_get((loss, correct))  # waits for the epoch: the barrier
+        n = self.n_batches * self.case.spec.batch
+        return EpochResult(loss=float(loss), accuracy=float(correct) / n, samples=n)
+
+    def evaluate(self) -> EvalResult:
+        import jax
+
+        if self._eval is None:
+            self.compile()
+        nll, correct = jax.device_get(self._eval(self.params, *self.test_data))
+        return EvalResult(accuracy=float(correct) / self.n_test, loss=float(nll) / self.n_test, samples=self.n_test)
+
+    # ---------------------------------------------------------------------------------- device
+    def barrier(self, value: Any = None) -> None:
+        import jax
+
+        jax.block_until_ready(self.params if value is None else value)
+
+    def gemm_floor(self) -> GemmFloor:
+        import jax
+        import jax.numpy as jnp
+
+        from ..spec import gemm_shapes
+
+        shapes = gemm_shapes(self.case)
+        key = jax.random.PRNGKey(0)
+        xs = [jax.device_put(jax.random.normal(key, (m, k), jnp.float32), self.device) for m, k, _ in shapes]
+        ws = [jax.device_put(jax.random.normal(key, (k, n), jnp.float32), self.device) for _, k, n in shapes]
+        gs = [jax.device_put(jax.random.normal(key, (m, n), jnp.float32), self.device) for m, _, n in shapes]
+        fwd = jax.jit(lambda xs, ws: [x @ w for x, w in zip(xs, ws)])
+        fwdbwd = jax.jit(lambda xs, ws, gs: ([x @ w for x, w in zip(xs, ws)], [x.T @ g for x, g in zip(xs, gs)],
+                                             [g @ w.T for g, w in zip(gs[1:], ws[1:])]))
+        return GemmFloor(fwd=lambda: fwd(xs, ws), fwdbwd=lambda: fwdbwd(xs, ws, gs), framework="jax")
+
+    def reset_peak_memory(self) -> bool:
+        # JAX has no reset for its device peak; on the CPU device memory is host memory (no stats).
+        return self.peak_memory_bytes() is None
+
+    def peak_memory_bytes(self) -> int | None:
+        stats = self.device.memory_stats() if hasattr(self.device, "memory_stats") else None
+        return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None

@@ -1,0 +1,52 @@
+"""Two figures of the same work must agree: a runner's forward+backward time per step (the
+harness's per-step timing, K batches dispatched as its training loop dispatches them) and its
+training epoch's time per batch (optimizer step and data included). Both are measured here in one
+process, alternately, so that machine drift hits both alike; the ratio is printed and must stay
+within the harness's bound (1.3). A per-call figure paying for fresh memory mappings (1.5x, the
+defect this guards) or an epoch running a different graph than its timing would break it.
+
+Small shapes (T 32, B 64, 8 batches an epoch) keep it fast; the full-size check is the
+``step_consistency`` of every ``snnbench run --suite shd`` record."""
+
+import numpy as np
+import pytest
+
+from snnbench.data.staging import SpikeDataset, pack
+from snnbench.harness.measure import STEP_CONSISTENCY, steps_per_sample
+from snnbench.harness.timing import RepeatPolicy, time_calls
+
+from .conftest import built, shd_case
+
+RUNNERS = ["reference", "spyx", "torch", "torch-compile", "snntorch", "norse"]
+
+
+def _dataset(case, n: int, seed: int) -> SpikeDataset:
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((n, case.spec.time_steps, case.network.inputs)) < 0.08).astype(np.uint8)
+    return SpikeDataset(pack(dense), rng.integers(0, 20, n).astype(np.int32), case.spec.time_steps)
+
+
+@pytest.mark.parametrize("name", RUNNERS)
+def test_fwdbwd_per_step_agrees_with_the_epoch_per_batch(name):
+    case = shd_case(T=32, B=64)
+    runner = built(name, case)
+    train = _dataset(case, 8 * case.spec.batch, 0)
+    runner.stage(train, _dataset(case, case.spec.batch, 1))
+    runner.compile()
+    k = steps_per_sample(case)
+    xs = np.stack([train.dense(slice(i * case.spec.batch, (i + 1) * case.spec.batch)) for i in range(k)])
+    ys = train.labels[: k * case.spec.batch].reshape(k, -1)
+    batches = runner.prepare_batches(xs, ys)
+    policy = RepeatPolicy(warmup=1, min_repeats=3, min_time_s=0.0)
+    runner.train_epoch(0)
+    epoch_ms, step_ms = [], []
+    for epoch in range(1, 6):  # alternated rounds
+        epoch_ms += [1e3 * s / len(train.labels) * case.spec.batch
+                     for s in time_calls(lambda: runner.train_epoch(epoch), runner.barrier,
+                                         RepeatPolicy(warmup=0, min_repeats=1, min_time_s=0.0)).seconds]
+        step_ms += [1e3 * s for s in time_calls(lambda: runner.fwdbwd_steps(batches), runner.barrier,
+                                                policy).per(k).seconds]
+    ratio = float(np.median(epoch_ms) / np.median(step_ms))
+    print(f"\n{name}: epoch {np.median(epoch_ms):.2f} ms per batch, fwd+bwd {np.median(step_ms):.2f} ms per step "
+          f"-> {ratio:.2f}x (bound {STEP_CONSISTENCY})")
+    assert 1 / STEP_CONSISTENCY <= ratio <= STEP_CONSISTENCY, (name, epoch_ms, step_ms)
