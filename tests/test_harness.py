@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from snnbench.harness.timing import RepeatPolicy, summarize, time_calls

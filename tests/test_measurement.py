@@ -2,7 +2,6 @@
 compiles to one graph per mode; memory is per phase; the parity gate proves declared deviations and
 refuses vacuous inputs; every runner trains on the same batches in the same order."""
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -14,7 +13,6 @@ from snnbench.runners.base import Deviation
 from snnbench.spec import init_weights, with_spiking_layers
 
 from . import fake_runners
-from .conftest import tiny_network_yaml
 from .test_adapters import make_case, need
 from .test_harness import records_of, run_cli, write_suite
 

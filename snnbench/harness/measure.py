@@ -78,10 +78,9 @@ def time_steps(runner, case: Case, xs: np.ndarray, ys: np.ndarray, policy: Repea
         batch = runner.prepare_batch(xs[0], ys[0])  # (torch-compile compiles here, outside the phase)
         with phase_memory(runner, phase) as mem:
             per_call = time_calls(lambda: one(batch), runner.barrier, policy)
-        del batch
-        batches = runner.prepare_batches(xs, ys)
-        per_step = time_calls(lambda: many(batches), runner.barrier, policy).per(k)
-        del batches
+        batch = runner.prepare_batches(xs, ys)  # the single batch is released first
+        per_step = time_calls(lambda: many(batch), runner.barrier, policy).per(k)
+        batch = None
         out[metric] = {"per_step": per_step, "per_call": per_call, "memory": mem.result}
     return out
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from ..spec import PARALLEL_TYPES, Case, weight_shapes
 from .base import RunnerInfo
 from .torch_common import TorchRunnerBase

@@ -9,7 +9,7 @@ import numpy as np
 from ...data.staging import SpikeDataset
 from ...spec import Case
 from ..base import EvalResult, ForwardResult, RunnerInfo, Support
-from ..jax_common import JaxRunnerBase
+from ..jax_common import JaxRunnerBase, unpack_time_major
 
 
 class ReferenceRunner(JaxRunnerBase):
@@ -49,7 +49,6 @@ class ReferenceRunner(JaxRunnerBase):
         import dataclasses
 
         import jax
-        import jax.numpy as jnp
 
         from .model import logits_from_readout, make_network
 
@@ -61,8 +60,7 @@ class ReferenceRunner(JaxRunnerBase):
 
         @jax.jit
         def logits(params, packed):
-            x = jnp.unpackbits(jnp.swapaxes(packed, 0, 1), axis=0).astype(jnp.float32)
-            return logits_from_readout(net.apply(params, x).readout, mode)
+            return logits_from_readout(net.apply(params, unpack_time_major(packed)).readout, mode)
 
         B, correct, nll = self.case.spec.batch, 0, 0.0
         for start in range(0, len(data), B):
@@ -81,7 +79,7 @@ class ReferenceRunner(JaxRunnerBase):
         if not any(layer.type in ("lif_noreset", "dsn") for layer in self.case.network.layers):
             return None
         serial = make_network(self.case.network, unroll=self.unroll, serial=True)
-        xt, _ = self.prepare_batch(x, np.zeros(len(x)))
+        xt, _ = self._dense(x, np.zeros(len(x)))
         out = jax.jit(serial.apply)(self.params, xt)
         return ForwardResult(spikes=[np.swapaxes(np.asarray(s), 0, 1) for s in out.spikes],
                              readout=np.swapaxes(np.asarray(out.readout), 0, 1))
