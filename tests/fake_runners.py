@@ -118,11 +118,11 @@ class MissingRunner(SleepRunner):
 
 
 class PhaseHogRunner(SleepRunner):
-    """Touches 200 MiB during forward+backward only: the harness must see it in that phase alone."""
+    """Touches 200 MiB in its forward pass only: the harness must see it in that phase alone."""
 
     name = "fake-phase-hog"
 
-    def fwdbwd_step(self, batch):
+    def fwd_step(self, batch):
         block = np.ones(HOG_BYTES // 8)
         return float(block[::4096].sum())
 

@@ -66,11 +66,11 @@ def test_memory_is_measured_per_phase(tmp_path, small_shd):
     by = {r["metric"]: r for r in recs}
     fwd, fwdbwd, train = by["fwd_ms"]["memory"], by["fwdbwd_ms"]["memory"], by["epoch_s"]["memory"]
     assert (fwd["phase"], fwdbwd["phase"], train["phase"]) == ("fwd", "fwdbwd", "train")
-    assert fwdbwd["host_delta_bytes"] >= 0.9 * fake_runners.HOG_BYTES, fwdbwd
-    # each phase starts from a reset peak: the 200 MiB of fwd+bwd do not show in the phases after it
-    assert train["host_delta_bytes"] < 0.25 * fake_runners.HOG_BYTES, train
-    assert train["host_peak_bytes"] < fwdbwd["host_peak_bytes"] - 0.5 * fake_runners.HOG_BYTES
-    assert fwd["host_delta_bytes"] < 0.25 * fake_runners.HOG_BYTES, fwd
+    assert fwd["host_delta_bytes"] >= 0.9 * fake_runners.HOG_BYTES, fwd
+    # each phase starts from a reset peak: the 200 MiB of the forward do not show in the phases after it
+    for later in (fwdbwd, train):
+        assert later["host_delta_bytes"] < 0.25 * fake_runners.HOG_BYTES, later
+        assert later["host_peak_bytes"] < fwd["host_peak_bytes"] - 0.5 * fake_runners.HOG_BYTES, later
     assert "clear_refs" in fwd["host_source"] and fwd["device_peak_bytes"] is None
 
 

@@ -14,8 +14,6 @@ import time
 import traceback
 from typing import Any, Callable
 
-import numpy as np
-
 from ..data import DataSource, load_dataset
 from ..runners import get_runner_class
 from ..spec import Case, case_from_dict, init_weights
@@ -124,9 +122,8 @@ def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy
         measure.activity(runner, xs[0], record)
     if train is None or case.spec.epochs == 0:
         return
-    fwdbwd = steps["fwdbwd_ms"]["per_step"].seconds
     measure.train(runner, case, train, test, record, emit, policy, refresh_info,
-                  fwdbwd_step_ms=1e3 * float(np.median(fwdbwd)) if fwdbwd else None)
+                  measure.fwdbwd_probe(runner, xs, ys))
     if case.spec.eval_time_steps:
         measure.extrapolate(case, runner, test, record)
 
