@@ -98,7 +98,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
     for r in rows:
         status_cls = "ok" if r["status"] == "ok" else "bad"
         parity = r.get("parity") or ""
-        parity_cls = {"pass": "ok", "reference": "muted", "deviates": "warn", "skipped": "muted"}.get(
+        parity_cls = {"pass": "ok", "reference": "muted", "deviates": "warn", "skipped": "muted",
+                      "inconclusive": "warn"}.get(
             parity, "bad" if parity else "")
         acc = r.get("accuracy")
         cells = [
@@ -204,8 +205,11 @@ def parity_section(run: Run) -> str:
     rows = "".join(f'<tr><td class="t">{e(r["case"])}</td><td class="t">{e(r["runner"])}</td>'
                    f'<td class="t">{e(str(r.get("value") or r.get("status")))}</td>'
                    f'<td class="t">{e(r.get("reason", ""))}</td></tr>' for r in recs)
-    return ("<h3>Parity gate</h3><p class=muted>Same canonical weights and input batch as the reference; "
-            "spikes per layer, readout (1e-4), loss (1e-5), gradients (cosine 0.999, norm 1e-3).</p>"
+    return ("<h3>Parity gate</h3><p class=muted>Same canonical weights and input batch as the reference, on the "
+            "benchmarked device; spikes per layer, readout (1e-4), loss (1e-5), gradients (cosine 0.999, norm "
+            "1e-3). deviates: the runner's declared deviations are proven, the reference configured the same way "
+            "meets every tolerance; inconclusive: no input made every layer fire and every gradient non-zero, "
+            "so the check could not have failed.</p>"
             '<table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th><th class="t">'
             f'result</th><th class="t">measured</th></tr></thead><tbody>{rows}</tbody></table>')
 
