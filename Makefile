@@ -1,5 +1,6 @@
 # Two entry points, each doing its own set-up in ./.venv:
-#   make run    install the reference runner and run the SHD suite (snnbench run --suite shd)
+#   make run    install every framework that installs here, run the SHD suite across all of them
+#               (snnbench run --suite shd) and write the HTML report
 #   make test   install everything the tests need and run pytest
 # torch is always the CPU build pinned here: an unpinned torch would pull a multi-GB CUDA build.
 PYTHON ?= python3
@@ -25,18 +26,23 @@ $(VENV)/.run-deps: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[jax,report]'
 	touch $@
 
-$(VENV)/.test-deps: $(VENV)/.run-deps
+# Every framework adapter's package; the CPU torch first, so that nothing pulls another torch build.
+$(VENV)/.frameworks: $(VENV)/.run-deps
 	$(BIN)/pip install -q '$(TORCH)'
-	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q -e '.[all]'
 	# Norse 1.1 declares torchvision only for its vision examples; without --no-deps pip would
 	# replace the CPU torch with a CUDA build to satisfy it.
 	$(BIN)/pip install -q --no-deps 'norse==1.1.0' 'nirtorch>=2'
 	touch $@
 
-install-run: $(VENV)/.run-deps
+$(VENV)/.test-deps: $(VENV)/.frameworks
+	$(BIN)/pip install -q -e '.[all,dev]'
+	touch $@
+
+install-run: $(VENV)/.frameworks
 install-test: $(VENV)/.test-deps
 
-run: $(VENV)/.run-deps
+run: $(VENV)/.frameworks
 	$(BIN)/snnbench run --suite shd $(ARGS)
 
 test: $(VENV)/.test-deps

@@ -7,10 +7,12 @@ and keeps every record it finished.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
 
 from .errors import SnnbenchError
 
@@ -23,14 +25,6 @@ class _Parser(argparse.ArgumentParser):
         raise SnnbenchError(message)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
-
-
 def _console():
     from rich.console import Console
 
@@ -40,113 +34,92 @@ def _console():
     return console
 
 
-def _step_line(e: dict[str, Any]) -> str:
-    """One fwd / fwd+bwd record as a progress line: per step (the record's value), per call, faults."""
-    st, extra = e["stats"], e.get("extra") or {}
-    floor = f", {e['floor_ratio']:.2f}x the GEMM floor" if e.get("floor_ratio") else ""
-    unstable = " [yellow]unstable[/]" if st.get("unstable") else ""
-    faults = (e.get("minor_faults") or {}).get("per_call")
-    per_call = (f"; per call {e['per_call_ms']:.2f} ms, {faults:.0f} page faults"
-                if e.get("per_call_ms") is not None and faults is not None else "")
-    return (f"{e['metric']} median {st['median']:.2f} ms per step (95% CI {st['ci_low']:.2f}-{st['ci_high']:.2f}, "
-            f"n={st['n']} x {extra.get('steps_per_sample', 1)} steps{floor}{per_call}){unstable}")
+def _resume_settings(args: argparse.Namespace):
+    """Fill ``args`` from the manifest of the run to resume; returns its RunDir."""
+    from .results.store import RunDir
+
+    resume = RunDir.open(Path(args.resume))
+    m = resume.manifest()
+    if m.get("status") == "complete":
+        raise SnnbenchError(f"{args.resume} is already complete; nothing to resume")
+    if not isinstance(m.get("suite_path"), str) or not isinstance(m.get("runners"), list):
+        raise SnnbenchError(f"{resume.path / 'manifest.json'}: no 'suite_path' or 'runners'; cannot resume it")
+    args.suite, args.quick, args.device = m["suite_path"], m.get("quick", False), m.get("device")
+    args.seed, args.data_dir = m.get("seed"), m.get("data_dir")
+    args.runners, args.no_parity = ",".join(map(str, m["runners"])), not m.get("check_parity", True)
+    args.cases, args.epochs = m.get("case_filter"), m.get("epochs")
+    return resume
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from .display import RunDisplay
     from .harness.run import run_suite
     from .results.summary import results_table
     from .runners import parse_runner_list
     from .spec import load_suite, select_cases
 
-    resume = None
-    if args.resume:
-        from .results.store import RunDir
-
-        resume = RunDir.open(Path(args.resume))
-        m = resume.manifest()
-        if m.get("status") == "complete":
-            raise SnnbenchError(f"{args.resume} is already complete; nothing to resume")
-        args.suite, args.quick, args.device = m["suite_path"], m.get("quick", False), m.get("device")
-        args.seed, args.data_dir = m.get("seed"), m.get("data_dir")
-        args.runners, args.no_parity = ",".join(m["runners"]), not m.get("check_parity", True)
-        args.cases, args.epochs = m.get("case_filter"), m.get("epochs")
-    elif not args.suite:
+    resume = _resume_settings(args) if args.resume else None
+    if resume is None and not args.suite:
         raise SnnbenchError("the following arguments are required: --suite (or --resume RUN_DIR)")
     if args.epochs is not None and args.epochs < 1:
         raise SnnbenchError(f"--epochs must be at least 1, got {args.epochs}")
     suite = select_cases(load_suite(args.suite, quick=args.quick), args.cases)
     runners = parse_runner_list(args.runners, suite.runners)
     console = _console()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
-    state: dict[str, Any] = {}
-
-    def on_start(run_dir, jobs, data_note):
-        verb = f"resuming {len(jobs)} unfinished job(s) in" if resume else \
-            f"{len(suite.cases)} case(s) x {len(runners)} runner(s) ->"
-        console.print(f"[bold]snnbench[/] suite [bold]{suite.name}[/]{' (quick)' if args.quick else ''}: "
-                      f"{verb} {run_dir.path}")
-        console.print(f"data: {data_note}")
-        progress.start()  # only now: an error before this point prints its one line and nothing else
-        state["jobs"] = progress.add_task("cases x runners", total=len(jobs))
-        state["run_dir"] = run_dir
-
-    def on_event(e: dict[str, Any]) -> None:
-        from rich.markup import escape
-
-        tag = f"[cyan]{escape(str(e.get('case')))}[/] [magenta]{escape(str(e.get('runner')))}[/]"
-        kind = e.get("event")
-        if kind == "job_start":
-            if "epochs_task" in state:
-                progress.remove_task(state.pop("epochs_task"))
-            state["epochs_task"] = progress.add_task(f"{e['case']} / {e['runner']} epochs", total=e["epochs"])
-        elif kind == "progress" and e.get("what") == "compile":
-            console.print(f"{tag} compile {e['seconds']:.2f} s")
-        elif kind == "progress" and e.get("what") == "epoch":
-            console.print(f"{tag} epoch {e['epoch']}/{e['of']}  {e['seconds']:.2f} s  "
-                          f"train loss {e['train_loss']:.4f}  test acc {100 * e['test_acc']:.1f}%")
-            progress.update(state["epochs_task"], completed=e["epoch"])
-        elif kind == "progress" and e.get("what") == "consistency":
-            verdict = "agree" if e["agree"] else f"[red]DISAGREE (beyond {e['bound']:g}x)[/]"
-            console.print(f"{tag} epoch time per batch {e['epoch_ms_per_batch']:.2f} ms vs fwd+bwd per step "
-                          f"{e['fwdbwd_ms_per_step']:.2f} ms: {e['ratio']:.2f}x, {verdict}")
-        elif kind == "record" and e.get("metric") in ("fwd_ms", "fwdbwd_ms") and e.get("status") == "ok":
-            console.print(f"{tag} {_step_line(e)}")
-        elif kind == "record" and e.get("metric") == "extrap_acc" and e.get("status") == "ok":
-            console.print(f"{tag} step-by-step accuracy at T={e['extra']['T']} "
-                          f"(trained at {e['extra']['train_T']}): {100 * e['value']:.1f}%")
-        elif kind == "parity_start":
-            console.print(f"{tag} parity gate against the reference ...")
-        elif kind == "record" and e.get("metric") == "parity":
-            colour = {"pass": "green", "deviates": "yellow", "skipped": "yellow"}.get(e.get("value"), "red")
-            verdict = escape(e.get("reason", "")) if e.get("status") == "ok" else \
-                f"{e['status']}: {escape(e.get('reason', ''))}"
-            console.print(f"{tag} parity [{colour}]{verdict}[/]")
-        elif kind == "record" and e.get("status") != "ok":
-            console.print(f"{tag} [yellow]{e['status']}[/]: {escape(e.get('reason', ''))}")
-        if kind == "job_end":
-            progress.advance(state["jobs"])
-
+    display = RunDisplay(console, resuming=resume is not None, quick=args.quick, suite_name=suite.name,
+                         n_cases=len(suite.cases), n_runners=len(runners))
     command = "snnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    check_parity = not args.no_parity
     try:
         run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
-                            seed=args.seed, quick=args.quick, command=command, on_event=on_event,
-                            on_start=on_start, check_parity=check_parity, resume=resume, case_filter=args.cases,
-                            epochs=args.epochs)
+                            seed=args.seed, quick=args.quick, command=command, on_event=display.on_event,
+                            on_start=display.on_start, check_parity=not args.no_parity, resume=resume,
+                            case_filter=args.cases, epochs=args.epochs)
     except KeyboardInterrupt:
-        rd = state.get("run_dir")
+        display.stop()
+        rd = display.run_dir
         kept = len(rd.records()) if rd else 0
         print(f"snnbench: interrupted; {kept} record(s) kept in {rd.path if rd else args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if progress.live.is_started:  # stopping a display that never started prints a blank line
-            progress.stop()
+        display.stop()
     console.print(results_table(run_dir.records()))
-    console.print(f"records: {run_dir.path / 'records.jsonl'}")
+    console.print(f"records: {run_dir.path / 'records.jsonl'}", markup=False, highlight=False)
+    if not args.no_report:  # beside the run's --out folder: results/ -> reports/
+        report = run_dir.path.parent.parent / "reports" / f"{run_dir.path.name}.html"
+        try:
+            _write_report([run_dir.path], str(report), 0.8, console, after_run=True)
+        except (SnnbenchError, OSError) as exc:  # the records stand; the page can be made later
+            console.print(f"report not written ({exc}); run 'snnbench report {run_dir.path}'", markup=False)
     return 0
+
+
+def _write_report(paths: list, output: str | None, target_acc: float, console, after_run: bool = False) -> None:
+    from .report.load import load_runs
+
+    runs = load_runs(paths)
+    _warn_skipped(runs)
+    try:
+        from .report.html import write_report
+    except ImportError as exc:
+        if after_run:  # the results stand; say how to get the page
+            console.print(f"report not written: missing package {exc.name} (pip install 'snnbench[report]')",
+                          markup=False)
+            return
+        raise SnnbenchError(f"missing package: {exc.name} (pip install 'snnbench[report]')") from None
+    out = Path(output) if output else Path("reports") / f"{runs[0].name}.html"
+    if out.suffix != ".html":
+        raise SnnbenchError(f"-o {out}: the report file must end in .html")
+    for path in write_report(runs, out, target_acc=target_acc):
+        console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def _warn_skipped(runs) -> None:
+    from .results.store import describe_skipped
+
+    for run in runs:
+        if run.skipped_lines:
+            print(f"snnbench: warning: {run.path / 'records.jsonl'}: {describe_skipped(run.skipped_lines)}",
+                  file=sys.stderr)
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
@@ -160,6 +133,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from .runners import parse_runner_list, registry
     from .spec import load_suite, validate_case
 
+    if args.batch < 1:
+        raise SnnbenchError(f"--batch must be at least 1, got {args.batch}")
     suite = load_suite(args.suite, quick=args.quick)
     names = parse_runner_list(args.runners, tuple(n for n in registry() if n != "reference"))
     console = _console()
@@ -175,14 +150,15 @@ def cmd_parity(args: argparse.Namespace) -> int:
             if name == "reference":
                 continue
             res = compare(case, name, batch=args.batch, seed=case.spec.seed, device=args.device)
-            console.print(f"[cyan]{escape(case.id)}[/] [magenta]{name}[/] {escape(summary(res))}")
+            console.print(f"[cyan]{escape(case.id)}[/] [magenta]{escape(name)}[/] {escape(summary(res))}")
             failed |= res["status"] in ("fail", "inconclusive")
             if "spikes" not in res:  # skipped or inconclusive: nothing was compared
-                table.add_row(case.id, name, res["status"], "-", "-", "-", "-", "-", escape(res["reason"]))
+                table.add_row(escape(case.id), escape(name), res["status"], "-", "-", "-", "-", "-",
+                              escape(res["reason"]))
                 continue
             proof = res.get("proof")
             proven = f" (vs the reference with them: min grad cos {proof['min_grad_cosine']:.5f})" if proof else ""
-            table.add_row(case.id, name, res["status"], str(sum(s["flips"] for s in res["spikes"])),
+            table.add_row(escape(case.id), escape(name), res["status"], str(sum(s["flips"] for s in res["spikes"])),
                           f"{res['readout_max_rel_err']:.1e}", f"{res['loss_rel_err']:.1e}",
                           f"{res['min_grad_cosine']:.5f}", f"{res['max_grad_norm_rel_err']:.1e}",
                           escape("; ".join(res["deviations"]) + proven))
@@ -191,18 +167,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.load import load_runs
-
-    runs = load_runs(args.runs)
-    try:
-        from .report.html import write_report
-    except ImportError as exc:
-        raise SnnbenchError(f"missing package: {exc.name} (pip install 'snnbench[report]')") from None
-    out = Path(args.output) if args.output else Path("reports") / f"{runs[0].name}.html"
-    if out.suffix != ".html":
-        raise SnnbenchError(f"-o {out}: the report file must end in .html")
-    for path in write_report(runs, out, target_acc=args.target_acc):
-        print(f"wrote {path}")
+    if not 0.0 < args.target_acc <= 1.0:
+        raise SnnbenchError(f"--target-acc {args.target_acc}: expected a fraction in (0, 1], e.g. 0.8")
+    _write_report(args.runs, args.output, args.target_acc, _console())
     return 0
 
 
@@ -217,8 +184,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         threshold = float(text) / 100.0
     except ValueError:
-        raise SnnbenchError(f"--threshold {args.threshold!r}: expected a percentage such as 5%") from None
+        threshold = math.nan
+    if not (math.isfinite(threshold) and 0.0 <= threshold < 10.0):
+        raise SnnbenchError(f"--threshold {args.threshold!r}: expected a percentage from 0% to 1000%, such as 5%")
     base, new = load_runs([args.base, args.new])
+    _warn_skipped([base, new])
     changes, only_base, only_new = compare(base, new, threshold)
     console = _console()
     differences = environment_differences(base, new)
@@ -232,11 +202,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for c in changes:
         verdict = ("[red]SLOWER[/]" if c.regression else "[yellow]slower, within threshold[/]" if c.significant and
                    c.ratio > 1 else "[green]faster[/]" if c.significant else "no significant change")
-        table.add_row(*c.key, f"{c.base:.4g}", f"{c.new:.4g}", f"{c.percent:+.1f}%", verdict)
+        table.add_row(*map(escape, c.key), f"{c.base:.4g}", f"{c.new:.4g}", f"{c.percent:+.1f}%", verdict)
     console.print(table)
     for label, keys in (("only in base", only_base), ("only in new", only_new)):
         for k in keys:
-            console.print(f"{label}: {' / '.join(k)}")
+            console.print(f"{label}: {' / '.join(k)}", markup=False, highlight=False)
     regressions = [c for c in changes if c.regression]
     if not changes:
         raise SnnbenchError("the two runs share no measured (suite, case, runner, metric)")
@@ -313,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help="override every training case's epochs (>= 1)")
     r.add_argument("--no-parity", action="store_true", help="skip the parity gate before each adapter's case")
     r.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: rerun only its unfinished jobs")
+    r.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end "
+                                                            "(default: reports/<run>.html beside --out)")
     r.set_defaults(func=cmd_run)
 
     par = sub.add_parser("parity", help="check that runners compute what the reference computes")
@@ -354,12 +326,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sigterm_as_interrupt(signum, frame) -> None:
+    # A SIGTERM (a scheduler, `kill`, a container stop) ends a run as Ctrl-C does: workers stopped,
+    # the manifest marked interrupted, a message, exit 130.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except SnnbenchError as exc:
         print(f"snnbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # an unwritable --out, a directory where a file should be, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"snnbench: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("snnbench: interrupted", file=sys.stderr)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ DATASETS = ("shd", "nmnist", "random", "cue")
 DEVICES = ("cpu", "gpu", "tpu", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
 OPTIMIZERS = ("adam", "sgd")
+#: a suite name becomes a directory name under --out
+SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,8 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
     if t == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(where, f"expected a number, got {value!r}")
+        if not math.isfinite(value):  # .nan / .inf would run to a NaN loss, or a timeout that never fires
+            _fail(where, f"expected a finite number, got {value!r}")
         return float(value)
     if t.startswith("tuple[int"):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
@@ -437,6 +442,8 @@ def validate_case(case: CaseSpec, where: str) -> None:
         _fail(f"{where}.augment_shift", "must be >= 0")
     if case.duration_s <= 0:
         _fail(f"{where}.duration_s", "must be > 0")
+    if case.timeout_s <= 0:
+        _fail(f"{where}.timeout_s", f"must be > 0 seconds, got {case.timeout_s:g}")
     for name in ("train_samples", "test_samples"):
         n = getattr(case, name)
         if n is not None and n < case.batch and name == "train_samples":
@@ -457,6 +464,9 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
     name = data.get("suite")
     if not isinstance(name, str) or not name:
         _fail(f"{where}.suite", "needs a suite name")
+    if not SUITE_NAME.fullmatch(name):  # it names the run directory: no path may escape --out
+        _fail(f"{where}.suite", f"{name!r} is not a valid suite name (letters, digits, '.', '_', '-'; "
+                                "starting with a letter or digit)")
     runners = data.get("runners", ["reference"])
     if not isinstance(runners, list) or not all(isinstance(r, str) for r in runners):
         _fail(f"{where}.runners", "expected a list of runner names")
@@ -498,7 +508,8 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
     if quick and isinstance(quick_over.get("timing"), dict):
         timing = {**timing, **parse_timing(quick_over["timing"], f"{where}.quick.timing")}
     limit = data.get("memory_limit_gb")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
+                              or not math.isfinite(limit)):
         _fail(f"{where}.memory_limit_gb", f"expected a positive number, got {limit!r}")
     return Suite(
         name=name,
@@ -556,6 +567,8 @@ def parse_timing(data: Any, where: str) -> dict[str, Any]:
         kind = TIMING_FIELDS[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
             _fail(f"{where}.{key}", f"expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if not math.isfinite(value):
+            _fail(f"{where}.{key}", f"expected a finite number, got {value!r}")
         if value < 0 or (key in ("min_repeats", "max_repeats") and value < 1):
             _fail(f"{where}.{key}", f"out of range: {value!r}")
         out[key] = kind(value)

@@ -38,7 +38,10 @@ def test_quick_end_to_end(tmp_path, tiny_suite, small_shd):
     assert p.returncode == 0, p.stderr + p.stdout
     assert "epoch 2/2" in p.stdout and "compile" in p.stdout and "test acc" in p.stdout
     assert "fwdbwd_ms median" in p.stdout
+    assert "[1/1] tiny-b32 reference  (elapsed" in p.stdout  # not a terminal: plain progress lines
     (run_dir,) = out.iterdir()
+    report = tmp_path / "reports" / f"{run_dir.name}.html"  # the run writes its report, beside --out
+    assert report.exists() and f"wrote {report}" in p.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["synthetic_data"] is True
     assert manifest["environment"]["packages"]["jax"]
@@ -46,6 +49,7 @@ def test_quick_end_to_end(tmp_path, tiny_suite, small_shd):
     metrics = {r["metric"]: r for r in records}
     assert set(metrics) >= {"fwd_ms", "fwdbwd_ms", "compile_s", "epoch_s", "test_acc"}
     assert all(r["status"] == "ok" for r in records)
+    assert {r["device"] for r in records} == {"cpu"}  # resolved, never 'auto'
     epoch = metrics["epoch_s"]
     assert epoch["shape"]["T"] == 64 and epoch["framework"] == "jax" and len(epoch["samples"]) == 2
     curve = epoch["extra"]["curve"]

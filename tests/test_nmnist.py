@@ -1,8 +1,6 @@
 """N-MNIST and convolutional networks: the spec's conv layers, the data path through tonic, the
 reference's pooling and augmentation, and every adapter against the reference on the conv net."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 

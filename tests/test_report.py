@@ -76,6 +76,9 @@ def test_report_writes_html_md_csv(run_dir, tmp_path):
     assert page.count("<table") >= 3 and page.count("data:image/png;base64,") >= 3
     assert "tiny &lt;b&gt;case&lt;/b&gt;" in page and "<b>case</b>" not in page
     assert "reference" in page and "Environment" in page and "http://" not in page.split("<body>")[1]
+    headline = page.split('<div class="headline">')[1].split("</table>")[0]  # first thing after the title
+    assert "fastest" in headline and "time relative to the reference" in headline and "parity" in headline
+    assert 'alt="accuracy vs time' in page
     md = out.with_suffix(".md").read_text()
     assert "| case | runner |" in md and "reference" in md
     import pandas as pd
@@ -155,7 +158,24 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert dom.count("<table") >= 3 and dom.count("<img") >= 3
     console = [line for line in p.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
+    # At 1280 px the summary table's right edge (its last column) is on screen: measured in the page
+    # at that window size, then shown in a screenshot of the same size.
+    probe = tmp_path / "probe.html"
+    probe.write_text(out.read_text().replace("</body>", """<script>
+      var t = document.querySelector('table.summary'), last = t.querySelector('thead th:last-child');
+      var box = t.parentElement.getBoundingClientRect(), cell = last.getBoundingClientRect();
+      document.body.setAttribute('data-fit', JSON.stringify({view: window.innerWidth, box: box.right,
+        cell: cell.right, scroll: t.parentElement.scrollWidth > t.parentElement.clientWidth}));
+    </script></body>"""))
+    p = subprocess.run(flags + ["--window-size=1280,900", "--dump-dom", probe.as_uri()], capture_output=True,
+                       text=True, timeout=120)
+    import html as html_lib
+    import re
+
+    fit = json.loads(html_lib.unescape(re.search(r'data-fit="([^"]*)"', p.stdout).group(1)))
+    assert fit["view"] == 1280 and fit["box"] <= fit["view"], fit
+    assert fit["cell"] <= fit["box"] + 1 and not fit["scroll"], fit  # the parity column is not cut off
     shot = tmp_path / "shot.png"
-    p = subprocess.run(flags + ["--window-size=1280,1800", f"--screenshot={shot}", out.as_uri()],
+    p = subprocess.run(flags + ["--window-size=1280,1000", f"--screenshot={shot}", out.as_uri()],
                        capture_output=True, text=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000

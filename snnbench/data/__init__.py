@@ -21,6 +21,8 @@ class DataSource:
     root: Path
     synthetic: bool
     note: str
+    train_samples: int = 0  # in the files (a case may use fewer)
+    test_samples: int = 0
 
 
 def default_data_dir() -> Path:
@@ -46,7 +48,7 @@ FORMATS = {
     "shd": _FileFormat(
         name="SHD", command="shd", expected=lambda root: f"{root}/SHD/shd_train.h5 and shd_test.h5",
         present=shd.has_shd, complete=shd.has_shd,
-        describe=lambda root: shd.describe_source(shd.shd_files(root)["train"]),
+        describe=shd.describe_splits,
         write=synthetic_shd.write_synthetic_shd, full_sizes=synthetic_shd.FULL_SIZES,
         version=synthetic_shd.FORMAT_VERSION),
     "nmnist": _FileFormat(
@@ -90,7 +92,8 @@ def resolve_source(dataset: str, data_dir: str | Path | None, train_samples: int
                 f"no real {fmt.name} found")
     else:
         note = f"{fmt.name} from {root}"
-    return DataSource(root=root, synthetic=info["synthetic"], note=note)
+    return DataSource(root=root, synthetic=info["synthetic"], note=note, train_samples=info["samples"],
+                      test_samples=info["test_samples"])
 
 
 def load_dataset(case_spec, source: DataSource | None) -> tuple[SpikeDataset, SpikeDataset]:

@@ -52,11 +52,19 @@ def describe_source(data_dir: Path) -> dict:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise SnnbenchError(f"{bad[0]}: {bad[0].stat().st_size} bytes is not a whole number of 5-byte "
                                 f"N-MNIST events{more}; is it truncated or corrupt?")
+    counts = {split: sum(1 for _ in split_dir(data_dir, split).glob("*/*.bin")) for split in FOLDERS}
+    found = {"samples": counts["train"], "test_samples": counts["test"]}
     marker = Path(data_dir) / "NMNIST" / MARKER
     if marker.exists():
-        info = json.loads(marker.read_text())
-        return {"synthetic": True, "generator": info.get("generator"), "samples": info.get("train")}
-    return {"synthetic": False, "generator": None, "samples": None}
+        try:
+            info = json.loads(marker.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            info = None
+        if not isinstance(info, dict) or not isinstance(info.get("generator"), str):
+            raise SnnbenchError(f"{marker}: corrupt marker of snnbench's synthetic N-MNIST; delete the folder "
+                                f"{marker.parent} to regenerate it")
+        return {"synthetic": True, "generator": info["generator"], **found}
+    return {"synthetic": False, "generator": None, **found}
 
 
 def _tonic_dataset(data_dir: Path, split: str, time_steps: int):

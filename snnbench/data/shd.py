@@ -31,24 +31,45 @@ def has_shd(data_dir: Path) -> bool:
 
 
 def describe_source(path: Path) -> dict:
-    """Facts about an SHD file: whether it is snnbench's synthetic set, its sample count."""
+    """Facts about an SHD file: whether it is snnbench's synthetic set, its sample count.
+
+    Checks the structure tonic relies on (``spikes/times``, ``spikes/units`` and ``labels``, one
+    entry per sample), so that a malformed or truncated file is one error line before a run."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
+            lengths = {}
             for name in ("spikes/times", "spikes/units", "labels"):
-                if name not in f:
-                    raise SnnbenchError(f"{path}: not an SHD file (no '{name}' dataset)")
+                node = f.get(name)
+                if not isinstance(node, h5py.Dataset):
+                    what = "no" if node is None else f"a {type(node).__name__.lower()} as its"
+                    raise SnnbenchError(f"{path}: not an SHD file ({what} '{name}' dataset)")
+                if node.ndim != 1:
+                    raise SnnbenchError(f"{path}: not an SHD file ('{name}' has shape {node.shape}, "
+                                        "expected one entry per sample)")
+                lengths[name] = node.shape[0]
+            if len(set(lengths.values())) != 1:
+                raise SnnbenchError(f"{path}: not an SHD file (sample counts differ: {lengths})")
+            if lengths["labels"]:  # the last sample is written last: a cut file fails here
+                f["spikes/times"][-1], f["spikes/units"][-1], f["labels"][-1]
             synthetic = f.attrs.get("snnbench_synthetic")
             return {
                 "path": str(path),
-                "samples": int(f["labels"].shape[0]),
+                "samples": int(lengths["labels"]),
                 "synthetic": bool(synthetic),
                 "generator": str(synthetic) if synthetic else None,
             }
-    except OSError as exc:
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         reason = str(exc).split("(")[0].strip() or "unreadable"
         raise SnnbenchError(f"{path}: cannot read HDF5 file ({reason}); is it truncated or corrupt?") from None
+
+
+def describe_splits(data_dir: Path) -> dict:
+    """:func:`describe_source` of the train split, with both splits checked and counted."""
+    files = shd_files(data_dir)
+    train, test = describe_source(files["train"]), describe_source(files["test"])
+    return {**train, "test_samples": test["samples"]}
 
 
 def _cache_key(path: Path, **binning) -> str:

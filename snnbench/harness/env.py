@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -53,6 +54,18 @@ def _gpus() -> list[dict[str, str]]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [dict(zip(fields.split(","), (v.strip() for v in line.split(",")))) for line in out.strip().splitlines()]
+
+
+@functools.lru_cache(maxsize=None)
+def device_label(requested: str) -> str:
+    """How records name a device before a runner resolves it: ``cpu``, or ``gpu: <name>`` when
+    ``requested`` is 'gpu' or 'auto' and the machine has an NVIDIA GPU; never 'auto'."""
+    if requested in ("gpu", "auto"):
+        gpus = _gpus()
+        if gpus:
+            return f"gpu: {gpus[0].get('name', 'unknown')}"
+        return "cpu" if requested == "auto" else "gpu"
+    return requested
 
 
 def _git() -> dict[str, str | bool | None]:

@@ -40,7 +40,7 @@ def base_record(job: dict[str, Any], case: Case) -> dict[str, Any]:
         "suite": job["suite"],
         "case": case.id,
         "runner": job["runner"],
-        "device": job["device"],
+        "device": job.get("device_label", job["device"]),  # replaced by the runner's own once built
         "dtype": s.dtype,
         "shape": case.shape(),
         "hyper": {"epochs": s.epochs, "lr": s.lr, "optimizer": s.optimizer, "loss": s.loss,
@@ -70,6 +70,7 @@ def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phas
         train, test = load_dataset(case.spec, DataSource(job["data_root"], job.get("synthetic", False), ""))
     phase[0] = "build"
     runner.build(case, job["device"], case.spec.seed)
+    base["device"] = runner.device_label()
     runner.set_weights(init_weights(case.network, case.spec.seed))
     return runner, train, test
 
@@ -107,10 +108,15 @@ def execute(job: dict[str, Any], emit: Emit) -> None:
 
 
 def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy, refresh_info) -> None:
+    def phase(name: str) -> None:  # for the parent's progress display
+        emit({"event": "progress", "what": "phase", "phase": name})
+
     k = measure.steps_per_sample(case)
     xs, ys = measure.timing_batches(case, test, k)
+    phase("fwd and fwd+bwd timing")
     steps = measure.time_steps(runner, case, xs, ys, policy)
     refresh_info()
+    phase("GEMM floor")
     try:
         floor = measure.time_floor(runner, policy)
     except Exception as exc:  # the step timings stand without their floor
@@ -122,9 +128,11 @@ def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy
         measure.activity(runner, xs[0], record)
     if train is None or case.spec.epochs == 0:
         return
+    phase("compile and training")
     measure.train(runner, case, train, test, record, emit, policy, refresh_info,
                   measure.fwdbwd_probe(runner, xs, ys))
     if case.spec.eval_time_steps:
+        phase("step-by-step evaluation")
         measure.extrapolate(case, runner, test, record)
 
 

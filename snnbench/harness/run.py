@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from ..data import resolve_source
 from ..errors import SnnbenchError
-from ..results.store import RunDir
+from ..results.store import RunDir, describe_skipped
 from ..spec import Case, Suite, case_to_dict
 from . import allocator, env
 from .worker import PREFIX
@@ -45,6 +45,7 @@ def _job_env(compile_cache: str) -> dict[str, str]:
     e["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(compile_cache, "inductor")
     e["TRITON_CACHE_DIR"] = os.path.join(compile_cache, "triton")
     e["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    e["SNNBENCH_PARENT_PID"] = str(os.getpid())  # the worker dies when this process does
     return e
 
 
@@ -73,11 +74,15 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
     safe_case = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_id)
     label = f"{kind}-{job['phase']}" if kind == "memory" else kind
     log_path = run_dir.log_dir / f"{safe_case}--{job['runner']}--{label}.log"
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    # The job file and the compile cache live in the run directory's scratch folder, not the system
+    # temp dir: whatever a killed parent leaves there is removed by the next --resume of the run.
+    scratch = run_dir.scratch_dir
+    scratch.mkdir(exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=scratch) as f:
         json.dump(job, f)
         job_file = f.name
     log = open(log_path, "w")
-    compile_cache = tempfile.mkdtemp(prefix="snnbench-compile-cache-")
+    compile_cache = tempfile.mkdtemp(prefix="compile-cache-", dir=scratch)
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "snnbench.harness.worker", job_file],
@@ -138,7 +143,8 @@ def run_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, timeout_s:
                   else f"worker exited with code {code} before finishing")
         if code == -signal.SIGKILL:
             reason += " (out of memory? the kernel's OOM killer sends SIGKILL)"
-    base = {"suite": job["suite"], "case": case_id, "runner": job["runner"], "device": job["device"],
+    base = {"suite": job["suite"], "case": case_id, "runner": job["runner"],
+            "device": job.get("device_label", job["device"]),
             "time": time.time(), "log": str(log_path)}
     if status is not None:
         metric = {"parity": "parity", "memory": "memory"}.get(kind, "run")
@@ -206,16 +212,30 @@ def finished_jobs(run_dir: RunDir) -> set[tuple[str, str]]:
     return {(r["case"], r["runner"]) for r in run_dir.records() if r.get("metric") == "job"}
 
 
-def drop_unfinished(run_dir: RunDir, finished: set[tuple[str, str]]) -> int:
-    """Remove records of jobs that never reached their ``job`` record; returns how many."""
+def drop_unfinished(run_dir: RunDir, finished: set[tuple[str, str]]) -> tuple[int, list[tuple[int, str]]]:
+    """Remove records of jobs that never reached their ``job`` record, and lines that are not records
+    (a line cut short by a killed writer); returns (records dropped, lines dropped)."""
     records = run_dir.records()
+    skipped = run_dir.skipped_lines
     keep = [r for r in records if (r["case"], r["runner"]) in finished]
-    if len(keep) != len(records):
-        path = run_dir.path / "records.jsonl"
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
-        tmp.replace(path)
-    return len(records) - len(keep)
+    if len(keep) != len(records) or skipped:
+        run_dir.rewrite(keep)
+    return len(records) - len(keep), skipped
+
+
+def check_batches(jobs: list[tuple[Case, str]], sources: dict[tuple, Any]) -> None:
+    """Every training case has at least one whole batch of training samples and one test sample
+    (checked before the run, not as a division by zero inside a worker)."""
+    for case, _ in jobs:
+        source = sources.get((case.spec.dataset, case.spec.train_samples, case.spec.test_samples))
+        if source is None or not case.spec.epochs:
+            continue
+        n_train = min(case.spec.train_samples or source.train_samples, source.train_samples)
+        if n_train < case.spec.batch:
+            raise SnnbenchError(f"case {case.id}: batch {case.spec.batch} is larger than the {n_train} training "
+                                f"samples of {source.root}")
+        if source.test_samples < 1:
+            raise SnnbenchError(f"case {case.id}: {source.root} has no test samples")
 
 
 def resolve_sources(jobs: list[tuple[Case, str]], data_dir: str | None) -> dict[tuple, Any]:
@@ -254,16 +274,27 @@ def run_suite(
     """
     jobs = plan(suite, runners, device, seed, epochs)
     if resume is not None:
+        resume.lock()  # before reading what is finished: a second writer stops here
         done = finished_jobs(resume)
         jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
     # Find the data before writing anything: bad input must not leave a run directory behind.
-    sources = resolve_sources(jobs, data_dir)
+    try:
+        sources = resolve_sources(jobs, data_dir)
+        check_batches(jobs, sources)
+    except BaseException:
+        if resume is not None:
+            resume.unlock()
+        raise
     if resume is not None:
         run_dir = resume
         manifest = run_dir.manifest()
-        dropped = drop_unfinished(run_dir, done)
+        dropped, bad_lines = drop_unfinished(run_dir, done)
+        shutil.rmtree(run_dir.scratch_dir, ignore_errors=True)  # left by a killed run
         manifest.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                                   "finished_jobs": len(done), "dropped_records": dropped})
+                                                   "finished_jobs": len(done), "dropped_records": dropped,
+                                                   "dropped_lines": [list(b) for b in bad_lines]})
+        if bad_lines:
+            on_event({"event": "warning", "text": f"records.jsonl: {describe_skipped(bad_lines)}; dropped"})
     else:
         if out_dir is None:
             raise SnnbenchError("no output directory")
@@ -284,14 +315,16 @@ def run_suite(
     if resume is None:
         manifest["data"] = notes
         manifest["synthetic_data"] = any(s.synthetic for s in sources.values())
-    run_dir.write_manifest(manifest)
-    on_start(run_dir, jobs, "; ".join(notes))
     limit = int(suite.memory_limit_gb * 2**30) if suite.memory_limit_gb else None
     try:
+        run_dir.write_manifest(manifest)
+        on_start(run_dir, jobs, "; ".join(notes))
         for case, runner in jobs:
             source = sources.get((case.spec.dataset, case.spec.train_samples, case.spec.test_samples))
             job = {
                 "suite": suite.name, "case": case_to_dict(case), "runner": runner, "device": case.spec.device,
+                # what records say until the runner names the device it resolved ('auto' never stays)
+                "device_label": env.device_label(case.spec.device),
                 "data_root": str(source.root) if source else None, "synthetic": source.synthetic if source else None,
                 "data_note": source.note if source else "random input", "timing": suite.timing,
             }
@@ -305,7 +338,13 @@ def run_suite(
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
         raise
+    except BaseException as exc:
+        manifest["status"] = "crashed"
+        manifest["error"] = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         run_dir.write_manifest(manifest)
+        shutil.rmtree(run_dir.scratch_dir, ignore_errors=True)
+        run_dir.unlock()
     return run_dir

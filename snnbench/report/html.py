@@ -17,9 +17,13 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 color:#222;line-height:1.4;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;
 margin-top:2rem}h3{font-size:1.05rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem;width:100%}
-th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:right;vertical-align:top}
-th{background:#f4f6f8;cursor:pointer;user-select:none;white-space:nowrap}
+table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0 1rem;width:100%}
+th,td{border:1px solid #ddd;padding:.25rem .4rem;text-align:right;vertical-align:top}
+th{white-space:normal}
+.box{overflow-x:auto;max-width:100%}
+.headline{background:#f4f8fb;border:1px solid #d6e4ef;border-radius:6px;padding:.6rem 1rem;margin:1rem 0}
+.headline table{background:#fff}.headline p{margin:.3rem 0}
+th{background:#f4f6f8;cursor:pointer;user-select:none}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
 td.t,th.t{text-align:left}tr:nth-child(even) td{background:#fafbfc}
 .ok{color:#1a7f37}.bad{color:#b42318}.warn{color:#9a6700}
@@ -131,7 +135,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             f'step, the same work measured twice (flagged outside 1/1.3..1.3); '
             f'time to acc: training seconds, compile included, until test accuracy first '
             f'reached {100 * target:.0f}%; peak RSS: the job\'s largest phase peak. Click a header to sort.</p>')
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}'
+    return (f'<div class="box"><table class="sortable summary"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>{note}')
 
 
 def _consistency_cell(c: dict[str, Any] | None) -> str:
@@ -214,13 +219,65 @@ def parity_section(run: Run) -> str:
             f'result</th><th class="t">measured</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
+HEADLINE_CASES = 6
+
+
+def _machine(run: Run) -> str:
+    env = run.manifest.get("environment") or {}
+    gpus = ", ".join(str(g.get("name")) for g in env.get("gpus") or []) or "no GPU"
+    return f"{env.get('cpu', 'unknown CPU')} x{env.get('cpu_count', '?')}, {gpus}"
+
+
+def headline(run: Run, rows: list[dict[str, Any]], target: float) -> str:
+    """The run at a glance: per case, the fastest runner, every runner's ratio to the reference, the
+    accuracy range and the parity verdicts; the machine and data above; who reaches an accuracy
+    first below."""
+    m = run.manifest
+    data = "; ".join(str(d) for d in m.get("data") or []) or "-"
+    parts = [f'<div class="headline"><p><b>suite {e(str(m.get("suite", "")))}</b>'
+             f'{" (quick)" if m.get("quick") else ""} on {e(_machine(run))}, {e(str(m.get("status", "")))}</p>'
+             f'<p class="muted">data: {e(data)}</p>']
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    lines = []
+    for case in cases[:HEADLINE_CASES]:
+        mine = [r for r in rows if r["case"] == case]
+        metric = "epoch_s" if any(r.get("epoch_s") for r in mine) else "fwdbwd_ms"
+        timed = sorted((r for r in mine if r.get(metric)), key=lambda r: r[metric])
+        if not timed:
+            continue
+        unit = "s per epoch" if metric == "epoch_s" else "ms fwd+bwd per step"
+        fastest = f"<b>{e(timed[0]['runner'])}</b> ({timed[0][metric]:.3g} {unit})"
+        ratios = ", ".join(f"{e(r['runner'])} {r[f'{metric}_vs_ref']:.2f}x" for r in timed
+                           if r.get(f"{metric}_vs_ref") is not None)
+        accs = [r["accuracy"] for r in mine if r.get("accuracy") is not None]
+        acc = f"{100 * min(accs):.1f}-{100 * max(accs):.1f}%" if accs else "-"
+        verdicts: dict[str, int] = {}
+        for r in mine:
+            if r.get("parity") and r["parity"] != "reference":
+                verdicts[r["parity"]] = verdicts.get(r["parity"], 0) + 1
+        parity = ", ".join(f"{n} {e(v)}" for v, n in sorted(verdicts.items())) or "-"
+        lines.append(f'<tr><td class="t">{e(case)}</td><td class="t">{fastest}</td><td class="t">{ratios or "-"}</td>'
+                     f'<td>{acc}</td><td class="t">{parity}</td></tr>')
+    if lines:
+        more = (f'<p class="muted">and {len(cases) - HEADLINE_CASES} more case(s) in the table below.</p>'
+                if len(cases) > HEADLINE_CASES else "")
+        parts.append('<div class="box"><table><thead><tr><th class="t">case</th><th class="t">fastest</th>'
+                     '<th class="t">time relative to the reference (lower is faster)</th><th>test accuracy</th>'
+                     f'<th class="t">parity</th></tr></thead><tbody>{"".join(lines)}</tbody></table></div>{more}')
+    trained = [c for c in cases if any(r["case"] == c and r.get("curve") for r in rows)]
+    if trained:
+        parts.append(_img(plots.accuracy_vs_time(rows, trained[0], target), f"accuracy vs time {trained[0]}"))
+    return "".join(parts) + "</div>"
+
+
 def render(runs: list[Run], target_acc: float = 0.8) -> str:
     parts = [f"<h1>snnbench report</h1><p class=muted>{len(runs)} run(s), rendered "
              f"{e(time.strftime('%Y-%m-%d %H:%M:%S'))}. Every figure is in the tables; plots repeat them.</p>"]
     for run in runs:
         rows = summary_rows(run.records, target_acc, run.name)
         suite = run.manifest.get("suite", "")
-        parts.append(f"<h2>{e(run.name)}: suite {e(suite)}</h2>")
+        parts.append(f"<h2>{e(run.name)}: suite {e(str(suite))}</h2>")
+        parts.append(headline(run, rows, target_acc))
         parts.append(summary_table(rows, target_acc))
         parts.append(_img(plots.bars(rows, "epoch_s", "training epoch time (median, 95% CI)", "seconds"), "epoch time"))
         parts.append(_img(plots.bars(rows, "tta_s", f"time to {100 * target_acc:.0f}% test accuracy", "seconds"),
@@ -304,17 +361,27 @@ def sequence_tables(run: Run, points: list[dict[str, Any]]) -> str:
             f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
+MD_SPECIAL = "\\`*_[]|~"
+
+
+def md(text: Any) -> str:
+    """Text for a Markdown table cell, printed literally: HTML escaped as in the HTML page, Markdown's
+    punctuation backslash-escaped (a '|' would split the row), newlines flattened."""
+    out = html.escape(" ".join(str(text).split()))
+    return "".join(f"\\{ch}" if ch in MD_SPECIAL else ch for ch in out)
+
+
 def markdown(runs: list[Run], target_acc: float = 0.8) -> str:
     lines = ["# snnbench summary", ""]
     for run in runs:
-        lines += [f"## {run.name} ({run.manifest.get('suite')})", "",
+        lines += [f"## {md(run.name)} ({md(run.manifest.get('suite'))})", "",
                   "| case | runner | status | epoch s | x ref | fwd+bwd ms | test acc | parity |",
                   "|---|---|---|---:|---:|---:|---:|---|"]
         for r in summary_rows(run.records, target_acc, run.name):
             acc = f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else ""
-            lines.append(f"| {r['case']} | {r['runner']} | {r['status']} | {_num(r.get('epoch_s'))} | "
+            lines.append(f"| {md(r['case'])} | {md(r['runner'])} | {md(r['status'])} | {_num(r.get('epoch_s'))} | "
                          f"{_num(r.get('epoch_s_vs_ref'), '{:.2f}x')} | {_num(r.get('fwdbwd_ms'))} | {acc} | "
-                         f"{r.get('parity') or ''} |")
+                         f"{md(r.get('parity') or '')} |")
         lines.append("")
     return "\n".join(lines)
 

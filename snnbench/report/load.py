@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ class Run:
     path: Path
     manifest: dict[str, Any]
     records: list[dict[str, Any]]
+    skipped_lines: list[tuple[int, str]] = field(default_factory=list)  # lines of records.jsonl not read
 
     @property
     def name(self) -> str:
@@ -31,7 +32,8 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
         if not path.is_dir():
             raise SnnbenchError(f"run directory {path} does not exist")
         rd = RunDir.open(path)
-        runs.append(Run(path=path, manifest=rd.manifest(), records=rd.records()))
+        manifest, records = rd.manifest(), rd.records()
+        runs.append(Run(path=path, manifest=manifest, records=records, skipped_lines=rd.skipped_lines))
     return runs
 
 

@@ -9,6 +9,11 @@ PALETTE = ["#1b6ca8", "#e07b39", "#3a9e5c", "#c23b5b", "#7d5ba6", "#8c6d31", "#4
 KNOWN = ["reference", "snntorch", "norse", "torch", "torch-compile", "spyx"]
 
 
+def plain(text: Any) -> str:
+    """User text (case ids, runner names) for a label: a '$' printed as '$', never read as mathtext."""
+    return str(text).replace("$", r"\$")
+
+
 def colour(runner: str) -> str:
     """One colour per runner, the same in every plot."""
     i = KNOWN.index(runner) if runner in KNOWN else len(KNOWN) + sum(map(ord, runner))
@@ -44,7 +49,6 @@ def bars(rows: list[dict[str, Any]], metric: str, title: str, ylabel: str, log: 
     if not data:
         return None
     fig, ax = _figure(max(5.0, 0.6 * len(data) + 2), 3.6)
-    labels = [f"{r['runner']}\n{r['case']}" if len({d['case'] for d in data}) > 1 else r["runner"] for r in data]
     values = [r[metric] for r in data]
     lo, hi = [], []
     for r, v in zip(data, values):
@@ -53,9 +57,7 @@ def bars(rows: list[dict[str, Any]], metric: str, title: str, ylabel: str, log: 
         hi.append(ci[1] - v if ci[1] is not None else 0.0)
     colours = [colour(r["runner"]) for r in data]
     ax.bar(range(len(data)), values, yerr=[lo, hi], capsize=3, color=colours)
-    rotate = len(data) > 8
-    ax.set_xticks(range(len(data)), labels, fontsize=7 if rotate else 8, rotation=35 if rotate else 0,
-                  ha="right" if rotate else "center")
+    _tick_labels(ax, data)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if log:
@@ -73,8 +75,8 @@ def accuracy_curves(rows: list[dict[str, Any]], case: str) -> bytes | None:
         acc = [100 * p["test_acc"] for p in r["curve"]]
         t = [p["elapsed_s"] for p in r["curve"]]
         c = colour(r["runner"])
-        ax1.plot(epochs, acc, marker="o", ms=3, color=c, label=r["runner"])
-        ax2.plot(t, acc, marker="o", ms=3, color=c, label=r["runner"])
+        ax1.plot(epochs, acc, marker="o", ms=3, color=c, label=plain(r["runner"]))
+        ax2.plot(t, acc, marker="o", ms=3, color=c, label=plain(r["runner"]))
     ax1.set_xlabel("epoch")
     ax2.set_xlabel("training time (s, compile excluded)")
     ax2.set_xscale("log")
@@ -82,8 +84,39 @@ def accuracy_curves(rows: list[dict[str, Any]], case: str) -> bytes | None:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, alpha=0.3)
     ax1.legend(fontsize=8)
-    fig.suptitle(f"{case}: accuracy", fontsize=10)
+    fig.suptitle(f"{plain(case)}: accuracy", fontsize=10)
     return _png(fig)
+
+
+def accuracy_vs_time(rows: list[dict[str, Any]], case: str, target: float) -> bytes | None:
+    """Test accuracy against wall-clock training time, compile included, every runner of ``case`` on
+    one axis: the runner whose line crosses the target first reaches that accuracy first."""
+    data = [r for r in rows if r["case"] == case and r.get("curve")]
+    if not data:
+        return None
+    fig, ax = _figure(7.5, 3.8)
+    for r in data:
+        start = r.get("compile_s") or 0.0  # the first step waits for the compile
+        t = [start + p["elapsed_s"] for p in r["curve"]]
+        ax.plot(t, [100 * p["test_acc"] for p in r["curve"]], marker="o", ms=3, color=colour(r["runner"]),
+                label=plain(r["runner"]))
+    ax.set_xscale("log")
+    ax.axhline(100 * target, color="#888", linestyle="--", linewidth=1, label=f"target {100 * target:.0f}%")
+    ax.set_xlabel("wall-clock training time (s, compile included, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"{plain(case)}: who reaches an accuracy first", fontsize=10)
+    return _png(fig)
+
+
+def _tick_labels(ax, data: list[dict[str, Any]]) -> None:
+    """Runner names (with the case when there are several), slanted once they would touch."""
+    several = len({r["case"] for r in data}) > 1
+    labels = [plain(f"{r['runner']}\n{r['case']}" if several else r["runner"]) for r in data]
+    slant = several or len(data) > 6
+    ax.set_xticks(range(len(data)), labels, fontsize=7 if slant else 8, rotation=30 if slant else 0,
+                  ha="right" if slant else "center", rotation_mode="anchor" if slant else "default")
 
 
 PHASES = ("fwd", "fwdbwd", "gemm_floor", "train")
@@ -97,15 +130,16 @@ def memory_bars(rows: list[dict[str, Any]]) -> bytes | None:
         return None
     device = any(m.get("device_peak_bytes") for r in data for m in r["memory"].values())
     key = "device_peak_bytes" if device else "host_peak_bytes"
-    fig, ax = _figure(max(5.0, 1.1 * len(data) + 2), 3.6)
+    fig, ax = _figure(max(6.0, 1.2 * len(data) + 2), 4.0)
     width = 0.8 / len(PHASES)
     for j, phase in enumerate(PHASES):
         values = [((r["memory"].get(phase) or {}).get(key) or 0) / 2**30 for r in data]
         ax.bar([i + (j - 1.5) * width for i in range(len(data))], values, width, color=PALETTE[j], label=phase)
-    ax.set_xticks(range(len(data)), [f"{r['runner']}\n{r['case']}" for r in data], fontsize=8)
+    _tick_labels(ax, data)
     ax.set_ylabel(f"peak {'device' if device else 'host (RSS)'} memory (GiB)")
-    ax.set_title("peak memory per phase (each from a reset peak)", fontsize=10)
-    ax.legend(fontsize=7, ncol=len(PHASES))
+    ax.set_title("peak memory per phase (each from a reset peak)", fontsize=10, pad=22)
+    # above the axes, not over the bars
+    ax.legend(fontsize=7, ncol=len(PHASES), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _png(fig)
 
 
@@ -141,12 +175,12 @@ def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], ti
                    if y_key == "median" else None)
             ax.errorbar(xs, ys, yerr=err, marker="o", ms=3, capsize=2, color=colour(runner),
                         linestyle=styles[groups.index(group) % len(styles)],
-                        label=runner if group is None else f"{runner} {group}")
+                        label=plain(runner if group is None else f"{runner} {group}"))
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(x_key)
         ax.set_ylabel(ylabel)
-        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(fixed, panel)), fontsize=9)
+        ax.set_title(plain(", ".join(f"{k}={v}" for k, v in zip(fixed, panel))), fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         if j == 0:
             ax.legend(fontsize=6 if several else 7, ncol=2 if several else 1)

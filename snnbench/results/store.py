@@ -13,7 +13,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import SnnbenchError
 
@@ -22,71 +22,175 @@ MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 
 
+#: fields every record has; a JSON line without them is not a record
+RECORD_KEYS = ("case", "runner", "metric", "status")
+#: manifest fields a run needs to be reported or resumed
+MANIFEST_KEYS = {"suite": str, "status": str}
+LOCK = ".lock"
+
+
 class RunDir:
-    """One benchmark run on disk."""
+    """One benchmark run on disk. Its writer holds an exclusive lock (:meth:`lock`) for as long as it
+    writes, so two processes never append to one run."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.skipped_lines: list[tuple[int, str]] = []  # (line number, why) of the last records() read
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, parent: Path, suite: str) -> "RunDir":
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(parent) / f"{suite}-{stamp}"
+        parent = Path(parent)
+        if parent.exists() and not parent.is_dir():
+            raise SnnbenchError(f"--out {parent} is a file, not a directory")
+        path = parent / f"{suite}-{stamp}"
+        if path.resolve().parent != parent.resolve():  # the suite name is validated; this is the backstop
+            raise SnnbenchError(f"suite name {suite!r} would place the run directory outside {parent}")
         n = 1
         while path.exists():
             n += 1
-            path = Path(parent) / f"{suite}-{stamp}-{n}"
-        path.mkdir(parents=True)
-        (path / "logs").mkdir()
-        return cls(path)
+            path = parent / f"{suite}-{stamp}-{n}"
+        try:
+            path.mkdir(parents=True)
+            (path / "logs").mkdir()
+        except OSError as exc:
+            raise SnnbenchError(f"cannot create the run directory {path}: {exc.strerror}") from None
+        run = cls(path)
+        run.lock()
+        return run
 
     @classmethod
     def open(cls, path: Path) -> "RunDir":
         path = Path(path)
-        if not (path / MANIFEST).exists():
+        if not (path / MANIFEST).is_file():
             raise SnnbenchError(f"{path} is not a snnbench run directory (no {MANIFEST})")
         return cls(path)
 
+    def lock(self) -> None:
+        """Take the run's writer lock, or fail with one line naming the process that holds it.
+
+        An ``flock`` dies with its process, so a killed run never leaves a stale lock behind."""
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SnnbenchError(f"{self.path} is being written by another snnbench process (pid {holder}); "
+                                "wait for it to finish, or stop it, then --resume") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        tmp = self.path / (MANIFEST + ".tmp")
+        tmp = self.path / f"{MANIFEST}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         tmp.replace(self.path / MANIFEST)
 
     def manifest(self) -> dict[str, Any]:
+        where = self.path / MANIFEST
         try:
-            return json.loads((self.path / MANIFEST).read_text())
+            data = json.loads(where.read_text())
         except json.JSONDecodeError as exc:
-            raise SnnbenchError(f"{self.path / MANIFEST}: not valid JSON ({exc.msg})") from None
+            raise SnnbenchError(f"{where}: not valid JSON ({exc.msg})") from None
+        except UnicodeDecodeError:
+            raise SnnbenchError(f"{where}: not a text file") from None
+        if not isinstance(data, dict):
+            raise SnnbenchError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        for key, kind in MANIFEST_KEYS.items():
+            if not isinstance(data.get(key), kind):
+                raise SnnbenchError(f"{where}: no {key!r} field; not a snnbench run manifest")
+        return data
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record and push it to disk before returning."""
-        line = json.dumps(record, sort_keys=True, default=_jsonable) + "\n"
-        with open(self.path / RECORDS, "a", encoding="utf-8") as f:
+        """Append one record and push it to disk before returning.
+
+        If the file's last line was cut short (a writer killed mid-line), the record starts on a new
+        line, so it is not glued to the fragment and lost with it."""
+        line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
+        with open(self.path / RECORDS, "a+b") as f:
+            if f.seek(0, os.SEEK_END):
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
 
     def records(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.path / RECORDS))
+        """The valid records; what was skipped, and why, is left in :attr:`skipped_lines`."""
+        records, self.skipped_lines = read_records(self.path / RECORDS)
+        return records
+
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the records file atomically (resume drops unfinished jobs and cut lines)."""
+        path = self.path / RECORDS
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records))
+        tmp.replace(path)
 
     @property
     def log_dir(self) -> Path:
         return self.path / "logs"
 
+    @property
+    def scratch_dir(self) -> Path:
+        """Job files and compile caches of running workers; removed when the run ends or resumes."""
+        return self.path / "scratch"
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a ``records.jsonl``; a last line cut short by a crash is ignored."""
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """Records of a ``records.jsonl`` and the lines skipped as ``(line number, why)``: a line cut
+    short by a crash, text that is not JSON, JSON that is not a record object."""
+    records: list[dict[str, Any]] = []
+    skipped: list[tuple[int, str]] = []
     if not Path(path).exists():
-        return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
+        return records, skipped
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            text = line.strip()
+            if not text:
                 continue
             try:
-                yield json.loads(line)
+                record = json.loads(text)
             except json.JSONDecodeError:
+                skipped.append((number, "cut short" if not line.endswith("\n") else "not JSON"))
                 continue
+            why = record_problem(record)
+            if why:
+                skipped.append((number, why))
+            else:
+                records.append(record)
+    return records, skipped
+
+
+def record_problem(record: Any) -> str:
+    """Why a JSON value is not a usable record ('' if it is one)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not a record object"
+    missing = [k for k in RECORD_KEYS if not isinstance(record.get(k), str)]
+    if missing:
+        return f"no {missing[0]!r}"
+    if record["status"] not in STATUSES:
+        return f"unknown status {record['status']!r}"
+    return ""
+
+
+def describe_skipped(skipped: list[tuple[int, str]]) -> str:
+    """'3 line(s) skipped (line 4: cut short; line 9: not JSON; ...)'."""
+    shown = "; ".join(f"line {n}: {why}" for n, why in skipped[:3])
+    more = f"; {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"{len(skipped)} line(s) skipped ({shown}{more})"
 
 
 def _jsonable(value: Any) -> Any:

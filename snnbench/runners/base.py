@@ -242,6 +242,11 @@ class Runner(abc.ABC):
         """The workload's matrix products alone (:class:`GemmFloor`), or None where not implemented."""
         return None
 
+    def device_label(self) -> str:
+        """The device this runner runs on after :meth:`build`, as records name it: ``cpu``, or the
+        accelerator's kind and name (``gpu: NVIDIA H200``); never 'auto'."""
+        return "cpu"
+
     #: where :meth:`peak_memory_bytes` comes from, for records
     device_memory_source: ClassVar[str] = ""
 

@@ -145,6 +145,10 @@ class JaxRunnerBase(Runner):
     def device_available(self, device: str) -> Support:
         return jax_device_available(device)
 
+    def device_label(self) -> str:
+        platform = self.device.platform
+        return "cpu" if platform == "cpu" else f"{platform}: {getattr(self.device, 'device_kind', platform)}"
+
     # ------------------------------------------------------------------- model (subclass hooks)
     def _build_model(self, case: Case, seed: int) -> None:
         raise NotImplementedError

@@ -93,6 +93,13 @@ class TorchRunnerBase(Runner):
             return Support.no(str(exc))
         return Support.yes()
 
+    def device_label(self) -> str:
+        import torch
+
+        if self.dev.type == "cuda":
+            return f"gpu: {torch.cuda.get_device_name(self.dev)}"
+        return self.dev.type
+
     def supports(self, case: Case) -> Support:
         if case.spec.dtype != "float32":
             return Support.no(f"dtype {case.spec.dtype} not implemented for {self.name}")
