@@ -94,7 +94,7 @@ def accuracy_vs_time(rows: list[dict[str, Any]], case: str, target: float) -> by
     data = [r for r in rows if r["case"] == case and r.get("curve")]
     if not data:
         return None
-    fig, ax = _figure(7.5, 3.8)
+    fig, ax = _figure(8.5, 3.8)
     for r in data:
         start = r.get("compile_s") or 0.0  # the first step waits for the compile
         t = [start + p["elapsed_s"] for p in r["curve"]]
@@ -105,7 +105,7 @@ def accuracy_vs_time(rows: list[dict[str, Any]], case: str, target: float) -> by
     ax.set_xlabel("wall-clock training time (s, compile included, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the lines
     ax.set_title(f"{plain(case)}: who reaches an accuracy first", fontsize=10)
     return _png(fig)
 
