@@ -141,8 +141,8 @@ def test_a_batch_larger_than_the_dataset_is_one_error(tmp_path, small_shd):
 
 @pytest.mark.parametrize("threshold", ["nan%", "-50%", "inf", "lots"])
 def test_compare_refuses_a_threshold_that_is_not_a_percentage(finished_run, threshold):
-    p = run_cli("compare", str(finished_run), str(finished_run), "--threshold", threshold)
-    one_error_line(p, "--threshold")
+    p = run_cli("compare", str(finished_run), str(finished_run), f"--threshold={threshold}")
+    one_error_line(p, "expected a percentage")
 
 
 def test_parity_batch_zero_is_one_line():
