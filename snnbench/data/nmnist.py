@@ -46,13 +46,15 @@ def describe_source(data_dir: Path) -> dict:
     a truncated or foreign file is named here, before any run starts, not deep inside a worker."""
     from .synthetic_nmnist import MARKER
 
-    for split in FOLDERS:
-        bad = [p for p in sorted(split_dir(data_dir, split).glob("*/*.bin")) if p.stat().st_size % 5]
+    counts = {}
+    for split in FOLDERS:  # one listing per split: sizes checked and samples counted together
+        files = sorted(split_dir(data_dir, split).glob("*/*.bin"))
+        bad = [p for p in files if p.stat().st_size % 5]
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise SnnbenchError(f"{bad[0]}: {bad[0].stat().st_size} bytes is not a whole number of 5-byte "
                                 f"N-MNIST events{more}; is it truncated or corrupt?")
-    counts = {split: sum(1 for _ in split_dir(data_dir, split).glob("*/*.bin")) for split in FOLDERS}
+        counts[split] = len(files)
     found = {"samples": counts["train"], "test_samples": counts["test"]}
     marker = Path(data_dir) / "NMNIST" / MARKER
     if marker.exists():
