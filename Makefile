@@ -36,7 +36,7 @@ $(VENV)/.frameworks: $(VENV)/.run-deps
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.frameworks
-	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q -e '.[all,ray,dev]'
 	touch $@
 
 install-run: $(VENV)/.frameworks

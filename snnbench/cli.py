@@ -48,7 +48,29 @@ def _resume_settings(args: argparse.Namespace):
     args.seed, args.data_dir = m.get("seed"), m.get("data_dir")
     args.runners, args.no_parity = ",".join(map(str, m["runners"])), not m.get("check_parity", True)
     args.cases, args.epochs = m.get("case_filter"), m.get("epochs")
+    executor = m.get("executor") if isinstance(m.get("executor"), dict) else {}
+    if args.executor is None and executor.get("name") == "ray":  # where it ran, unless told otherwise
+        args.executor = "ray"
+        address = executor.get("address")
+        args.ray_address = args.ray_address or (address if address != "local" else None)
+        args.ray_cpus_per_job = args.ray_cpus_per_job or executor.get("cpus_per_job")
+        args.ray_ship_data = args.ray_ship_data or executor.get("ship_data")
     return resume
+
+
+def _executor(args: argparse.Namespace):
+    """The executor named by ``--executor`` (default: local worker processes, one job at a time)."""
+    from .harness.executor import LocalExecutor
+
+    if (args.executor or "local") == "local":
+        for flag in ("ray_address", "ray_cpus_per_job", "ray_ship_data"):
+            if getattr(args, flag) is not None:
+                raise SnnbenchError(f"--{flag.replace('_', '-')} needs --executor ray")
+        return LocalExecutor()
+    from .harness.ray_executor import RayExecutor
+
+    return RayExecutor(address=args.ray_address, cpus_per_job=args.ray_cpus_per_job,
+                       ship_data=args.ray_ship_data or "auto")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SnnbenchError(f"--epochs must be at least 1, got {args.epochs}")
     suite = select_cases(load_suite(args.suite, quick=args.quick), args.cases)
     runners = parse_runner_list(args.runners, suite.runners)
+    executor = _executor(args)
     console = _console()
     display = RunDisplay(console, resuming=resume is not None, quick=args.quick, suite_name=suite.name,
                          n_cases=len(suite.cases), n_runners=len(runners))
@@ -73,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
                             seed=args.seed, quick=args.quick, command=command, on_event=display.on_event,
                             on_start=display.on_start, check_parity=not args.no_parity, resume=resume,
-                            case_filter=args.cases, epochs=args.epochs)
+                            case_filter=args.cases, epochs=args.epochs, executor=executor)
     except KeyboardInterrupt:
         display.stop()
         rd = display.run_dir
@@ -283,6 +306,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, help="override every training case's epochs (>= 1)")
     r.add_argument("--no-parity", action="store_true", help="skip the parity gate before each adapter's case")
     r.add_argument("--resume", metavar="RUN_DIR", help="finish an interrupted run: rerun only its unfinished jobs")
+    r.add_argument("--executor", choices=["local", "ray"], help="where jobs run: 'local' worker processes, one "
+                   "job at a time (default), or 'ray' tasks on a Ray cluster (pip install 'snnbench[ray]')")
+    r.add_argument("--ray-address", help="Ray cluster to use, e.g. HEAD_IP:6379 or 'auto' (default: start a "
+                                         "local cluster for this run)")
+    r.add_argument("--ray-cpus-per-job", type=int, help="CPUs a CPU job reserves (default: every CPU of the "
+                                                        "smallest node, so CPU timings never share cores)")
+    r.add_argument("--ray-ship-data", choices=["auto", "always", "never"],
+                   help="send the dataset to the nodes through Ray's object store: 'auto' (default) when the "
+                        "cluster has a node on another host")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end "
                                                             "(default: reports/<run>.html beside --out)")
     r.set_defaults(func=cmd_run)

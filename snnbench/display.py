@@ -108,6 +108,8 @@ class RunDisplay:
             self.current["epochs"] = e.get("epochs") or 0
         elif kind == "progress" and what == "phase":
             self.current["phase"] = e["phase"]
+        elif kind == "progress" and what == "node":  # the Ray executor says where a job landed
+            self.console.print(f"{tag} on node {escape(str(e['node']))}")
         elif kind == "progress" and what == "compile":
             self.console.print(f"{tag} compile {e['seconds']:.2f} s")
         elif kind == "progress" and what == "epoch":

@@ -216,6 +216,7 @@ class CaseSpec:
     augment_shift: int = 0  # on-device random channel shift, +-this many channels
     seed: int = 0
     device: str = "auto"
+    devices: int = 1  # data-parallel over this many devices of `device`; the batch is split among them
     dtype: str = "float32"
     input_rate: float = 0.1  # dataset random: spike probability per input channel and step
     eval_time_steps: tuple[int, ...] = ()  # after training, evaluate step by step at these lengths
@@ -248,6 +249,8 @@ class Case:
             "layers": self.network.sizes(),
             "network": self.network.describe(),
         }
+        if self.spec.devices > 1:  # data-parallel: the batch above is the global one
+            shape.update(devices=self.spec.devices, per_device_batch=self.spec.batch // self.spec.devices)
         if self.spec.dataset == "random":  # the sweeps: width and group for scaling plots
             shape["n"] = self.network.inputs
             shape["group"] = self.spec.group or self.id
@@ -424,6 +427,10 @@ def validate_case(case: CaseSpec, where: str) -> None:
     for name in ("time_steps", "channels", "batch"):
         if getattr(case, name) <= 0:
             _fail(f"{where}.{name}", "must be > 0")
+    if case.devices < 1:
+        _fail(f"{where}.devices", f"must be >= 1, got {case.devices}")
+    if case.batch % case.devices:
+        _fail(f"{where}.devices", f"the batch ({case.batch}) must split evenly over {case.devices} devices")
     if case.epochs < 0:
         _fail(f"{where}.epochs", "must be >= 0")
     if any(t <= 0 or t % 8 for t in case.eval_time_steps):
@@ -546,7 +553,7 @@ def expand_sweep(raw: Any, where: str) -> list[Any]:
         _fail(f"{where}.sweep", "expected a mapping of field -> non-empty list of values")
     import itertools
 
-    short = {"time_steps": "T", "batch": "B", "channels": "n"}
+    short = {"time_steps": "T", "batch": "B", "channels": "n", "devices": "d"}
     base = {k: v for k, v in raw.items() if k != "sweep"}
     out = []
     for values in itertools.product(*sweep.values()):

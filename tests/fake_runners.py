@@ -145,3 +145,14 @@ class NoResetRunner(SleepRunner):
 
 
 DEVICE_PEAK = 123 * 2**20
+
+
+class KillParentRunner(SleepRunner):
+    """Kills the process that started its worker: under the Ray executor that is the Ray task (as
+    when a node's task process is lost). Only for Ray tests: locally it would kill the run itself."""
+
+    name = "fake-kill-parent"
+
+    def build(self, case, device, seed):
+        os.kill(int(os.environ["SNNBENCH_PARENT_PID"]), signal.SIGKILL)
+        time.sleep(60)  # the watchdog ends this worker once its parent is gone

@@ -83,7 +83,7 @@ print(json.dumps(t.minor_faults))
 def test_page_faults_are_counted_and_the_worker_allocator_reuses_blocks():
     """A 64 MiB block per call: glibc's default maps and zero-fills it on every call (16,384 faults,
     counted per sample); under the workers' allocator settings it is reused from the heap."""
-    from snnbench.harness.run import _job_env
+    from snnbench.harness.job import _job_env
 
     env_default = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     default = subprocess.run([sys.executable, "-c", FRESH_BLOCKS], capture_output=True, text=True,
@@ -175,7 +175,7 @@ def test_unstable_flag():
 
 def test_workers_compile_cold(tmp_path):
     """compile_s is a first compile: every worker gets its own empty compile caches."""
-    from snnbench.harness.run import _job_env
+    from snnbench.harness.job import _job_env
 
     e1, e2 = _job_env(str(tmp_path / "a")), _job_env(str(tmp_path / "b"))
     assert e1["TORCHINDUCTOR_CACHE_DIR"] != e2["TORCHINDUCTOR_CACHE_DIR"]

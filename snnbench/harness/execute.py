@@ -60,7 +60,8 @@ def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phas
         return record("run", "skipped", ok.reason)
     runner = cls()
     phase[0] = "device"
-    for ok in (runner.device_available(job["device"]), runner.supports(case)):
+    for ok in (runner.device_available(job["device"]), runner.supports_devices(job["device"], case.spec.devices),
+               runner.supports(case)):
         if not ok.ok:
             return record("run", "skipped", ok.reason)
     phase[0] = "data"

@@ -74,7 +74,8 @@ def _build(name: str, case: Case, device: str, seed: int):
     if not cls.available().ok:
         raise Skip(f"{name}: {cls.available().reason}")
     runner = cls()
-    for check in (runner.device_available(device), runner.supports(case)):
+    for check in (runner.device_available(device), runner.supports_devices(device, case.spec.devices),
+                  runner.supports(case)):
         if not check.ok:
             raise Skip(f"{name}: {check.reason}")
     runner.build(case, device, seed)

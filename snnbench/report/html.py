@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
+from ..results.summary import data_parallel_scaling
 from .load import Run, flat_records, summary_rows
 
 CSS = """
@@ -203,6 +204,34 @@ def extrapolation_section(run: Run) -> str:
             f"</thead><tbody>{rows}</tbody></table>")
 
 
+def data_parallel_section(run: Run, rows: list[dict[str, Any]]) -> str:
+    """Data-parallel scaling: throughput, strong and weak scaling against one device."""
+    points = data_parallel_scaling(rows)
+    if not points:
+        return ""
+    virtual = any(((r.get("runner_extra") or {}).get("data_parallel") or {}).get("virtual_host_devices")
+                  for r in run.records)
+    note = (" The devices here are virtual CPU devices (XLA's forced host device count): they share the "
+            "machine's cores, so these figures show what sharding costs, not a speed-up." if virtual else "")
+    body = "".join(
+        f'<tr><td class="t">{e(p["case"])}</td><td class="t">{e(p["runner"])}</td><td>{p["devices"]}</td>'
+        f'<td>{p["global_batch"]}</td><td>{p["per_device_batch"]}</td><td>{_num(p["epoch_s"])}</td>'
+        f'<td>{_num(p.get("samples_per_s"), "{:.0f}")}</td><td>{_num(p.get("strong_speedup"), "{:.2f}x")}</td>'
+        f'<td>{_num(p.get("strong_efficiency"), "{:.0%}")}</td><td>{_num(p.get("weak_ratio"), "{:.2f}x")}</td>'
+        f'<td>{_num(p.get("weak_efficiency"), "{:.0%}")}</td>'
+        f'<td>{_num(None if p.get("accuracy") is None else 100 * p["accuracy"], "{:.1f}%")}</td></tr>'
+        for p in points)
+    head = "".join(f"<th>{h}</th>" for h in ("devices", "global batch", "per-device batch", "epoch s", "samples/s",
+                                              "speed-up (same global batch)", "efficiency", "throughput ratio "
+                                              "(same per-device batch)", "efficiency", "test acc"))
+    return ("<h3>Data-parallel scaling</h3><p class=muted>Each batch sharded over the devices (jax.sharding "
+            "mesh), gradients all-reduced; against the one-device run of the same global batch (strong "
+            f"scaling) and of the same per-device batch (weak scaling).{note}</p>"
+            f'<div class="box"><table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th>'
+            f"{head}</tr></thead><tbody>{body}</tbody></table></div>"
+            + _img(plots.data_parallel(points), "data-parallel throughput"))
+
+
 def parity_section(run: Run) -> str:
     recs = [r for r in run.records if r.get("metric") == "parity"]
     if not recs:
@@ -296,6 +325,7 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
             parts.append(_img(plots.scaling(layer_points, "T", ("n", "batch"), "peak memory vs time steps T",
                                             y_key="peak_mib", ylabel="peak memory (MiB)"), "memory vs T"))
             parts.append(sequence_tables(run, layer_points))
+        parts.append(data_parallel_section(run, rows))
         parts.append(extrapolation_section(run))
         parts.append(parity_section(run))
         parts.append("<h3>Failures and skips</h3>" + problems(run))

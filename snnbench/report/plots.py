@@ -186,3 +186,33 @@ def scaling(points: list[dict[str, Any]], x_key: str, fixed: tuple[str, ...], ti
             ax.legend(fontsize=6 if several else 7, ncol=2 if several else 1)
     fig.suptitle(title, fontsize=10)
     return _png(fig)
+
+
+def data_parallel(points: list[dict[str, Any]]) -> bytes | None:
+    """Training throughput against devices, one line per (runner, scaling mode): fixed global batch
+    (strong scaling) and fixed per-device batch (weak scaling); the ideal linear line dotted.
+
+    ``points``: :func:`snnbench.results.summary.data_parallel_scaling` rows.
+    """
+    pts = [p for p in points if p.get("samples_per_s")]
+    if len({p["devices"] for p in pts}) < 2:
+        return None
+    fig, ax = _figure(6.0, 3.6)
+    styles = {"global": "-", "per-device": "--"}
+    for runner in sorted({p["runner"] for p in pts}):
+        mine = [p for p in pts if p["runner"] == runner]
+        for mode, key in (("global", "global_batch"), ("per-device", "per_device_batch")):
+            for size in sorted({p[key] for p in mine}):
+                line = sorted((p for p in mine if p[key] == size), key=lambda p: p["devices"])
+                if len(line) < 2 or line[0]["devices"] != 1:
+                    continue
+                xs, ys = [p["devices"] for p in line], [p["samples_per_s"] for p in line]
+                ax.plot(xs, ys, marker="o", ms=3, color=colour(runner), linestyle=styles[mode],
+                        label=plain(f"{runner}, {mode} batch {size}"))
+                ax.plot(xs, [ys[0] * x for x in xs], color=colour(runner), linestyle=":", alpha=0.4)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("devices")
+    ax.set_ylabel("training samples / s")
+    ax.set_title("data-parallel throughput (dotted: linear scaling from one device)", fontsize=10)
+    ax.legend(fontsize=7)
+    return _png(fig)

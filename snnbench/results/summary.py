@@ -65,8 +65,13 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
                 row[f"{metric}_floor"] = r["floor_ratio"]
             if r.get("per_call_ms") is not None:
                 row[f"{metric}_per_call"] = r["per_call_ms"]
+        shape = r.get("shape") or {}
+        if "batch" in shape and "devices" not in row:  # data-parallel cases name their devices
+            row.update(devices=shape.get("devices", 1), global_batch=shape["batch"],
+                       per_device_batch=shape.get("per_device_batch", shape["batch"]))
         if metric == "epoch_s":
             row["accuracy"] = r.get("accuracy")
+            row["epoch_samples"] = (r.get("extra") or {}).get("batches_per_epoch", 0) * shape.get("batch", 0) or None
             row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, r.get("peak_rss_bytes") or 0) or None
             row["peak_device_bytes"] = r.get("peak_device_bytes")
             row["curve"] = (r.get("extra") or {}).get("curve", [])
@@ -86,6 +91,40 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
                 row[f"{metric}_vs_ref"] = row[metric] / ref[metric]
     return out
 
+
+
+def data_parallel_scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scaling of data-parallel training, from :func:`summary_rows` (empty unless some row ran on
+    more than one device). Per row with an epoch time: training throughput (samples/s), and
+    against the one-device row of the same suite and runner
+
+    * at the same global batch (strong scaling): speed-up = one-device epoch time / this epoch
+      time, efficiency = speed-up / devices;
+    * at the same per-device batch (weak scaling): throughput ratio, efficiency = ratio / devices.
+    """
+    timed = [r for r in rows if r.get("epoch_s") and r.get("devices")]
+    if not any(r["devices"] > 1 for r in timed):
+        return []
+
+    def one_device(r: dict[str, Any], key: str) -> dict[str, Any] | None:
+        return next((b for b in timed if b["devices"] == 1 and b["suite"] == r["suite"] and
+                     b["runner"] == r["runner"] and b[key] == r[key]), None)
+
+    out = []
+    for r in sorted(timed, key=lambda r: (r["runner"], r["per_device_batch"], r["devices"])):
+        n, throughput = r["devices"], (r.get("epoch_samples") or 0) / r["epoch_s"] or None
+        point = {"case": r["case"], "runner": r["runner"], "devices": n, "global_batch": r["global_batch"],
+                 "per_device_batch": r["per_device_batch"], "epoch_s": r["epoch_s"], "samples_per_s": throughput,
+                 "accuracy": r.get("accuracy")}
+        strong, weak = one_device(r, "global_batch"), one_device(r, "per_device_batch")
+        if strong:
+            point["strong_speedup"] = strong["epoch_s"] / r["epoch_s"]
+            point["strong_efficiency"] = point["strong_speedup"] / n
+        if weak and throughput and weak.get("epoch_samples"):
+            point["weak_ratio"] = throughput / (weak["epoch_samples"] / weak["epoch_s"])
+            point["weak_efficiency"] = point["weak_ratio"] / n
+        out.append(point)
+    return out
 
 
 def results_table(records: list[dict[str, Any]]):

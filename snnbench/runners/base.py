@@ -133,6 +133,13 @@ class Runner(abc.ABC):
     def device_available(self, device: str) -> Support:
         """Whether ``device`` ('cpu', 'gpu', 'tpu' or 'auto') exists for this framework."""
 
+    def supports_devices(self, device: str, n: int) -> Support:
+        """Whether the runner can train data-parallel over ``n`` devices of ``device`` (1: always)."""
+        if n == 1:
+            return Support.yes()
+        return Support.no(f"{self.name} trains on one device; data-parallel training (devices: {n}) is "
+                          "implemented in the reference")
+
     def supports(self, case: Case) -> Support:
         """Whether the runner can express ``case`` exactly (or with a declared deviation)."""
         for i, layer in enumerate(case.network.layers):

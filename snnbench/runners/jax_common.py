@@ -43,6 +43,75 @@ def jax_device_available(device: str) -> Support:
     return Support.yes()
 
 
+class Placement:
+    """Where a runner's arrays live: one device, or a data-parallel mesh over ``devices``.
+
+    On a mesh, parameters, optimizer state and the staged data are replicated on every device and
+    each batch is sharded along its batch axis (``shard_batch``); XLA's partitioner then runs each
+    device's share of the batch and all-reduces the gradients of the replicated parameters, so the
+    step computes what the one-device step computes (up to the order of the reduction).
+    """
+
+    AXIS = "data"
+
+    def __init__(self, devices: list):
+        import jax
+
+        self.devices = list(devices)
+        self.device = self.devices[0]
+        if len(self.devices) > 1:
+            self.mesh = jax.sharding.Mesh(np.array(self.devices), (self.AXIS,))
+            self.replicated = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+        else:
+            self.mesh = None
+
+    @property
+    def n(self) -> int:
+        return len(self.devices)
+
+    def put(self, tree):
+        """Host arrays -> the device (one device) or every device of the mesh (replicated)."""
+        import jax
+
+        return jax.device_put(tree, self.device if self.mesh is None else self.replicated)
+
+    def _batch_sharding(self, ndim: int, axis: int):
+        import jax
+
+        spec = [None] * ndim
+        spec[axis] = self.AXIS
+        return jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec(*spec))
+
+    def put_batch(self, tree, axis: int = 0):
+        """Host arrays -> device arrays sharded along ``axis`` (the batch axis) over the mesh."""
+        import jax
+
+        if self.mesh is None:
+            return jax.device_put(tree, self.device)
+        return jax.tree_util.tree_map(lambda a: jax.device_put(a, self._batch_sharding(np.ndim(a), axis)), tree)
+
+    def shard_batch(self, x, axis: int = 0):
+        """Inside a traced function: lay ``x`` out sharded along ``axis`` (no-op on one device)."""
+        import jax
+
+        if self.mesh is None:
+            return x
+        return jax.lax.with_sharding_constraint(x, self._batch_sharding(x.ndim, axis))
+
+
+def jax_devices(device: str, n: int) -> list:
+    """The first ``n`` JAX devices of ``device``; raises RuntimeError if there are fewer."""
+    import jax
+
+    first = jax_device(device)
+    pool = jax.devices(first.platform)
+    if len(pool) < n:
+        hint = (" (on the CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N, which snnbench's workers set "
+                "for data-parallel CPU cases)" if first.platform == "cpu" else "")
+        raise RuntimeError(f"{n} {first.platform} devices requested, JAX sees {len(pool)}{hint}")
+    return pool[:n]
+
+
 def shift_channels(x, key, max_shift: int):
     """Shift each sample of ``x [T, B, C]`` along channels by a random integer in ``[-max_shift, max_shift]``.
 
@@ -117,6 +186,8 @@ class JaxRunnerBase(Runner):
     requires: tuple[str, ...] = ("jax", "optax")
     extra = "jax"
     device_memory_source = "jax Device.memory_stats()['peak_bytes_in_use']"
+    #: trains data-parallel over ``spec.devices`` devices (the machinery is here; a runner opts in)
+    data_parallel = False
 
     def __init__(self, unroll: int | None = None):
         self._unroll = unroll
@@ -144,6 +215,17 @@ class JaxRunnerBase(Runner):
 
     def device_available(self, device: str) -> Support:
         return jax_device_available(device)
+
+    def supports_devices(self, device: str, n: int) -> Support:
+        if n == 1:
+            return Support.yes()
+        if not self.data_parallel:
+            return super().supports_devices(device, n)
+        try:
+            jax_devices(device, n)
+        except RuntimeError as exc:
+            return Support.no(str(exc))
+        return Support.yes()
 
     def device_label(self) -> str:
         platform = self.device.platform
@@ -173,8 +255,18 @@ class JaxRunnerBase(Runner):
         """Facts every JAX runner's records carry."""
         return {"matmul_precision": MATMUL_PRECISION, "scan_unroll": self.unroll,
                 "device_kind": str(getattr(self.device, "device_kind", "")),
+                **({"data_parallel": self._data_parallel_facts()} if self.placement.n > 1 else {}),
                 "compile_includes": "ahead-of-time lower + compile of the epoch program and the evaluation "
                                     "program (no execution)"}
+
+    def _data_parallel_facts(self) -> dict[str, Any]:
+        virtual = self.device.platform == "cpu"
+        return {"devices": self.placement.n, "per_device_batch": self.case.spec.batch // self.placement.n,
+                "global_batch": self.case.spec.batch, "mesh_axis": Placement.AXIS,
+                "how": "jit over a 1-D mesh: parameters replicated, each batch sharded on its batch axis, "
+                       "gradients all-reduced by XLA",
+                **({"virtual_host_devices": "CPU devices forced by --xla_force_host_platform_device_count: "
+                                            "they share the host's cores"} if virtual else {})}
 
     # ---------------------------------------------------------------------------------- build
     def build(self, case: Case, device: str, seed: int) -> None:
@@ -186,7 +278,8 @@ class JaxRunnerBase(Runner):
         jax.config.update("jax_default_matmul_precision", MATMUL_PRECISION)
         self.case = case
         self.seed = seed
-        self.device = jax_device(device)
+        self.placement = Placement(jax_devices(device, case.spec.devices))
+        self.device = self.placement.device
         self.unroll = self._unroll or self.default_unroll(self.device.platform)
         self._build_model(case, seed)
         mode, apply = case.spec.loss, self._apply
@@ -201,7 +294,7 @@ class JaxRunnerBase(Runner):
         self.key = jax.random.PRNGKey(seed)
         self.set_weights(init_weights(case.network, seed))
         mask = self._grad_mask(self.params)
-        self._mask = None if mask is None else jax.device_put(mask, self.device)
+        self._mask = None if mask is None else self.placement.put(mask)
         self._fwd_spikes = jax.jit(self._apply_with_spikes)  # parity: dense input
         self._grad = jax.jit(self._value_and_grad)
         # Timing: the step's input as the training loop hands it over (packed bits, unpacked in the
@@ -228,37 +321,30 @@ class JaxRunnerBase(Runner):
         return self._from_params(self.params)
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        import jax
-
-        self.params = jax.device_put(self._to_params(weights), self.device)
+        self.params = self.placement.put(self._to_params(weights))
         self.opt_state = self.optimizer.init(self.params)
 
     # ------------------------------------------------------------------------------- one batch
     def _dense(self, x: np.ndarray, y: np.ndarray):
         """``x [B, T, C]`` -> device ``float32 [T, B, C]`` and labels (the parity path)."""
-        import jax
-
         assert x.ndim == 3 and x.shape[2] == self.case.network.inputs, f"expected [B, T, C], got {x.shape}"
         xt = np.ascontiguousarray(np.swapaxes(x, 0, 1), dtype=np.float32)
-        return jax.device_put((xt, np.asarray(y, np.int32)), self.device)
+        return self.placement.put((xt, np.asarray(y, np.int32)))
 
     def prepare_batch(self, x: np.ndarray, y: np.ndarray) -> Any:
-        import jax
-
         if not self._packed_steps:
-            return self._dense(x, y)
+            xt, labels = self._dense(x, y)
+            return self.placement.put_batch(xt, axis=1), self.placement.put_batch(labels)  # x is [T, B, C]
         assert x.ndim == 3 and x.shape[2] == self.case.network.inputs, f"expected [B, T, C], got {x.shape}"
-        return jax.device_put((pack(x), np.asarray(y, np.int32)), self.device)  # [B, T/8, C] as staged
+        return self.placement.put_batch((pack(x), np.asarray(y, np.int32)))  # [B, T/8, C] as staged
 
     def prepare_batches(self, xs: np.ndarray, ys: np.ndarray) -> Any:
-        import jax
-
         assert xs.ndim == 4 and xs.shape[3] == self.case.network.inputs, f"expected [K, B, T, C], got {xs.shape}"
+        labels = self.placement.put_batch(np.asarray(ys, np.int32), axis=1)  # [K, B]
         if self._packed_steps:
-            stacked = np.stack([pack(x) for x in xs])  # [K, B, T/8, C]
-        else:
-            stacked = np.ascontiguousarray(np.swapaxes(xs, 1, 2), dtype=np.float32)  # [K, T, B, C]
-        return jax.device_put((stacked, np.asarray(ys, np.int32)), self.device)
+            return self.placement.put_batch(np.stack([pack(x) for x in xs]), axis=1), labels  # [K, B, T/8, C]
+        stacked = np.ascontiguousarray(np.swapaxes(xs, 1, 2), dtype=np.float32)  # [K, T, B, C]
+        return self.placement.put_batch(stacked, axis=2), labels
 
     def fwd_step(self, batch: Any) -> Any:
         return self._fwd(self.params, batch[0])
@@ -287,8 +373,6 @@ class JaxRunnerBase(Runner):
 
     # -------------------------------------------------------------------------------- training
     def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:
-        import jax
-
         B = self.case.spec.batch
         self.n_train = len(train)
         self.n_batches = self.n_train // B
@@ -298,11 +382,9 @@ class JaxRunnerBase(Runner):
         test_packed = np.concatenate([test.packed, np.zeros((pad,) + test.packed.shape[1:], np.uint8)])
         test_labels = np.concatenate([test.labels, np.zeros(pad, np.int32)]).astype(np.int32)
         mask = np.concatenate([np.ones(n_test, bool), np.zeros(pad, bool)])
-        self.train_data = jax.device_put((train.packed, train.labels.astype(np.int32)), self.device)
-        self.test_data = jax.device_put(
-            (test_packed.reshape(-1, B, *test.packed.shape[1:]), test_labels.reshape(-1, B), mask.reshape(-1, B)),
-            self.device,
-        )
+        self.train_data = self.placement.put((train.packed, train.labels.astype(np.int32)))
+        self.test_data = self.placement.put(
+            (test_packed.reshape(-1, B, *test.packed.shape[1:]), test_labels.reshape(-1, B), mask.reshape(-1, B)))
         self.n_test = n_test
         return {
             "staged_bytes_packed": int(train.packed.nbytes + test_packed.nbytes),
@@ -330,7 +412,10 @@ class JaxRunnerBase(Runner):
         value_and_grad, optimizer = self._value_and_grad, self.optimizer
         image_shape = tuple(self.case.network.input_shape)  # (C, H, W): shift in space, else along channels
 
+        shard = self.placement.shard_batch
+
         def step(params, opt_state, packed, labels, idx, key):
+            idx = shard(idx)  # data-parallel: each device gathers and runs its share of the batch
             x = unpack_time_major(packed[idx])
             if shift:
                 x = shift_pixels(x, key, shift, image_shape) if len(image_shape) == 3 else shift_channels(x, key, shift)
@@ -344,7 +429,7 @@ class JaxRunnerBase(Runner):
         """The epoch's batches (host permutation shared by every runner) and an augmentation key per batch."""
         import jax
 
-        perm = jax.device_put(epoch_batches(self.seed, epoch, self.n_train, self.case.spec.batch), self.device)
+        perm = self.placement.put(epoch_batches(self.seed, epoch, self.n_train, self.case.spec.batch))
         keys = jax.random.split(jax.random.fold_in(self.key, epoch), len(perm))
         return perm, keys
 
@@ -369,11 +454,11 @@ class JaxRunnerBase(Runner):
 
         from .reference.model import logits_from_readout
 
-        apply, mode = self._apply, self.case.spec.loss
+        apply, mode, shard = self._apply, self.case.spec.loss, self.placement.shard_batch
 
         def evaluate(params, packed, labels, mask):
             def step(totals, batch):
-                p, y, m = batch
+                p, y, m = (shard(a) for a in batch)
                 logits = logits_from_readout(apply(params, unpack_time_major(p)).readout, mode)
                 logp = jax.nn.log_softmax(logits, axis=-1)
                 nll = -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]

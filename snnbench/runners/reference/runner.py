@@ -19,6 +19,7 @@ class ReferenceRunner(JaxRunnerBase):
     requires = ("jax", "optax", "haiku")
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn"})
     spike_timings = frozenset({"current", "previous"})
+    data_parallel = True  # spec.devices > 1: the batch sharded over a device mesh (jax_common.Placement)
 
     def supports(self, case: Case) -> Support:
         if case.spec.dtype != "float32":
