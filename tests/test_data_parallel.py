@@ -98,6 +98,12 @@ def test_a_data_parallel_case_runs_through_the_harness(tmp_path, small_shd):
     points = data_parallel_scaling(summary_rows(records))
     dp = next(q for q in points if q["case"] == "dp")
     assert dp["devices"] == 2 and dp["strong_speedup"] > 0 and dp["samples_per_s"] > 0
+    pytest.importorskip("matplotlib", reason="the report needs matplotlib")
+    p = run_cli("report", str(run_dir), "-o", str(tmp_path / "report.html"))
+    assert p.returncode == 0, p.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "Data-parallel scaling" in page and 'alt="data-parallel throughput"' in page
+    assert "virtual CPU devices" in page
 
 
 def test_scaling_rows_compare_with_one_device():
