@@ -103,6 +103,7 @@ def test_an_unreachable_ray_cluster_is_one_error_line(tmp_path, small_shd):
     assert p.returncode == 2, p.stderr
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("snnbench: error: cannot start Ray on 127.0.0.1:9") and "Traceback" not in p.stderr
+    assert not (tmp_path / "out").exists()  # refused before a run directory was made
 
 
 @pytest.mark.slow

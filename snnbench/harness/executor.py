@@ -5,12 +5,10 @@ directory has one writer, the process that called :func:`~snnbench.harness.run.r
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ..results.store import RunDir
-from .job import run_case_job
-
-Progress = Callable[[dict[str, Any]], None]
+from .job import Progress, run_case_job
 
 
 class Executor(Protocol):

@@ -26,14 +26,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from ..errors import SnnbenchError
 from ..results.store import RunDir
 from . import env
-from .job import run_case_job
-
-Progress = Callable[[dict[str, Any]], None]
+from .job import Progress, run_case_job
 
 #: the driver's environment variables a task sees (runner plug-ins, caches, the JAX platform)
 FORWARDED_ENV = ("PYTHONPATH", "JAX_PLATFORMS", "TF_CPP_MIN_LOG_LEVEL")
@@ -188,6 +186,8 @@ class RayExecutor:
             raise SnnbenchError(f"ship_data {ship_data!r}: expected one of {', '.join(SHIP_MODES)}")
         if cpus_per_job is not None and cpus_per_job < 1:
             raise SnnbenchError(f"--ray-cpus-per-job must be at least 1, got {cpus_per_job}")
+        if address is not None:  # bad input fails here, before the run directory is created
+            _probe(address)
         self.address, self.cpus_per_job, self.ship_data = address, cpus_per_job, ship_data
         self.local_cpus = local_cpus
         self.cpus_per_cpu_job: int | None = None  # as resolved against the cluster
@@ -214,7 +214,6 @@ class RayExecutor:
             # the suite's memory cap is the job's request: offer the machine's memory, not Ray's 70%
             kw.update(num_cpus=self.local_cpus or os.cpu_count() or 1, _memory=env.capture().get("memory_bytes"))
         else:
-            _probe(self.address)
             kw.update(address=self.address)
         try:
             ray.init(**kw)

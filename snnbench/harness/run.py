@@ -20,8 +20,7 @@ from ..results.store import RunDir, describe_skipped
 from ..spec import Case, Suite, case_to_dict
 from . import allocator, env
 from .executor import Executor, LocalExecutor
-
-Progress = Callable[[dict[str, Any]], None]
+from .job import Progress
 
 
 def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None,
