@@ -31,8 +31,10 @@ $(VENV)/.frameworks: $(VENV)/.run-deps
 	$(BIN)/pip install -q '$(TORCH)'
 	$(BIN)/pip install -q -e '.[all]'
 	# Norse 1.1 declares torchvision only for its vision examples; without --no-deps pip would
-	# replace the CPU torch with a CUDA build to satisfy it.
-	$(BIN)/pip install -q --no-deps 'norse==1.1.0' 'nirtorch>=2'
+	# replace the CPU torch with a CUDA build to satisfy it. SpikingJelly 2.0 declares torchvision and
+	# torchaudio (same problem), Sinabs 3.1 samna and nir<=1.0.4, Rockpool 3.1 nothing it needs
+	# beyond numpy/scipy: all four --no-deps, their real dependencies come from the extras above.
+	$(BIN)/pip install -q --no-deps 'norse==1.1.0' 'nirtorch>=2' 'spikingjelly==2.0.0' 'sinabs==3.1.3' 'rockpool==3.1.0'
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.frameworks

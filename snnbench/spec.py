@@ -17,13 +17,17 @@ Canonical semantics (every runner must compute exactly this, or say how it devia
   spatial layers needs it).
 * ``lif`` (leaky integrate-and-fire), for ``t = 0..T-1`` with ``v_{-1} = 0, s_{-1} = 0``::
 
-      subtract: v_t = beta * v_{t-1} + I_t - threshold * r_t
-      zero:     v_t = beta * (1 - r_t) * v_{t-1} + I_t
-      none:     v_t = beta * v_{t-1} + I_t
+      subtract:         v_t = beta * v_{t-1} + I_t - threshold * r_t
+      subtract_decayed: v_t = beta * (v_{t-1} - threshold * r_t) + I_t
+      zero:             v_t = beta * (1 - r_t) * v_{t-1} + I_t
+      none:             v_t = beta * v_{t-1} + I_t
       s_t = H(v_t - threshold)            (H(0) = 0: a spike needs v strictly above threshold)
 
   where ``r_t = s_{t-1}``, the previous step's spike (snnTorch's order); with ``detach_reset`` the
-  gradient does not flow through ``r_t``. In the backward pass ``H'`` is replaced by the surrogate.
+  gradient does not flow through ``r_t``. ``subtract_decayed`` is the soft reset of SpikingJelly,
+  Sinabs, Rockpool and BrainPy, which subtract the threshold in the step that spikes and then decay
+  (``beta * threshold`` is removed by the next step); it exists so that their deviation from
+  ``subtract`` can be stated and checked. In the backward pass ``H'`` is replaced by the surrogate.
   ``spike_from: previous`` (default ``current``) emits ``s_t = H(v_{t-1} - threshold)``, the spike
   decided before the step's input is added, and resets with it (Spyx's LIF); the membrane is the
   same, and the layer's output is the ``current`` one delayed by one step.
@@ -55,7 +59,7 @@ import numpy as np
 from .errors import SnnbenchError
 
 SURROGATES = ("arctan", "superspike", "sigmoid", "triangular", "boxcar", "straight_through")
-RESETS = ("subtract", "zero", "none")
+RESETS = ("subtract", "subtract_decayed", "zero", "none")
 #: which membrane a spiking layer's output spike is decided on (see the module docstring)
 SPIKE_FROM = ("current", "previous")
 NEURON_TYPES = ("lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
@@ -697,6 +701,13 @@ def case_from_dict(data: dict[str, Any]) -> Case:
 def with_spiking_layers(case: Case, **fields: Any) -> Case:
     """``case`` with ``fields`` set on every spiking layer (to describe what a runner really computes)."""
     layers = tuple(dataclasses.replace(layer, **fields) if layer.spiking else layer for layer in case.network.layers)
+    return dataclasses.replace(case, network=dataclasses.replace(case.network, layers=layers))
+
+
+def with_reset(case: Case, old: str, new: str) -> Case:
+    """``case`` with reset ``new`` on every spiking layer whose reset is ``old``."""
+    layers = tuple(dataclasses.replace(layer, reset=new) if layer.spiking and layer.reset == old else layer
+                   for layer in case.network.layers)
     return dataclasses.replace(case, network=dataclasses.replace(case.network, layers=layers))
 
 

@@ -13,7 +13,8 @@ from snnbench.spec import init_weights, parse_suite
 
 from .conftest import assert_spyx_is_the_reference_delayed, tiny_network_yaml
 
-ADAPTERS = ["torch", "torch-compile", "snntorch", "norse", "spyx"]
+ADAPTERS = ["torch", "torch-compile", "snntorch", "snntorch-compile", "norse", "norse-compile", "spyx",
+            "spikingjelly", "sinabs", "rockpool"]
 
 
 def make_case(surrogate="superspike", slope=1.0, reset="subtract", T=16, **network_over):
@@ -36,14 +37,67 @@ def need(name):
     return cls
 
 
-@pytest.mark.parametrize("name", ["torch", "snntorch", "norse"])
-@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("name, reset", [(n, r) for n in ("torch", "snntorch", "norse") for r in ("subtract", "zero")]
+                         + [("torch", "subtract_decayed"), ("norse", "subtract_decayed")]
+                         + [("sinabs", r) for r in ("subtract", "subtract_decayed", "zero")]
+                         + [("spikingjelly", r) for r in ("subtract_decayed", "zero")])
 def test_exact_adapters_pass_parity(name, reset):
     need(name)
     res = parity.compare(make_case(reset=reset, T=32), name, batch=8)
     assert res["status"] == "pass", parity.summary(res)
     assert res["spikes"][0]["spikes_ref"] > 0  # the check saw spikes
     assert res["min_grad_cosine"] >= 0.999 and res["loss_rel_err"] <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["sinabs", "spikingjelly"])
+def test_attached_reset_is_expressed(name):
+    need(name)
+    reset = "subtract" if name == "sinabs" else "subtract_decayed"
+    res = parity.compare(make_case(reset=reset, T=32, detach_reset=False), name, batch=8)
+    assert res["status"] == "pass", parity.summary(res)
+
+
+@pytest.mark.parametrize("name, declared", [
+    ("spikingjelly", ["soft reset subtracts the threshold before the decay"]),
+    ("rockpool", ["reset subtracts the threshold before the decay", "reset gradient not detached"])])
+def test_soft_reset_frameworks_declare_and_prove_their_reset(name, declared):
+    """On the canonical subtract reset these frameworks compute subtract_decayed (Rockpool also with
+    the reset attached): the gate measures the difference and proves the declaration."""
+    need(name)
+    res = parity.compare(make_case(T=32), name, batch=8)
+    assert res["status"] == "deviates", parity.summary(res)
+    assert all(any(d.startswith(text) for d in res["deviations"]) for text in declared), res["deviations"]
+    assert sum(s["flips"] for s in res["spikes"]) > 0  # the difference is real and measured
+    assert res["proof"]["agrees"] and sum(s["flips"] for s in res["proof"]["spikes"]) == 0
+
+
+def test_rockpool_computes_its_own_reset_exactly():
+    need("rockpool")
+    res = parity.compare(make_case(reset="subtract_decayed", T=32, detach_reset=False), "rockpool", batch=8)
+    assert res["status"] == "pass", parity.summary(res)
+
+
+def test_spikingjelly_surrogates_map_to_its_builtins():
+    need("spikingjelly")
+    for surrogate, slope in (("arctan", 2.0), ("sigmoid", 4.0), ("superspike", 2.0)):
+        res = parity.compare(make_case(surrogate=surrogate, slope=slope, reset="zero"), "spikingjelly", batch=8)
+        assert res["status"] == "pass", (surrogate, parity.summary(res))
+    res = parity.compare(make_case(surrogate="boxcar", slope=2.0, reset="zero"), "spikingjelly", batch=8)
+    assert res["status"] == "deviates" and "surrogate boxcar" in res["reason"]
+    assert res["checks"]["readout"] and not res["checks"]["grads"]
+
+
+@pytest.mark.parametrize("name", ["snntorch-compile", "norse-compile"])
+def test_compiled_framework_runners_pass_parity(name):
+    need(name)
+    res = parity.compare(make_case(T=8), name, batch=4)
+    assert res["status"] == "pass", parity.summary(res)
+
+
+def test_snntorch_skips_decayed_reset():
+    need("snntorch")
+    ok = get_runner_class("snntorch")().supports(make_case(reset="subtract_decayed"))
+    assert not ok.ok and "reset subtract_decayed" in ok.reason
 
 
 def test_torch_compile_passes_parity():
@@ -110,6 +164,21 @@ def test_unsupported_specs_are_refused_with_a_reason(name):
     case = make_case(reset="zero") if name == "spyx" else replace(make_case(), spec=replace(make_case().spec, dtype="float16"))
     ok = cls().supports(case)
     assert not ok.ok and ok.reason
+
+
+@pytest.mark.parametrize("name, case, reason", [
+    ("spikingjelly", make_case(reset="none"), "reset none is not implemented"),
+    ("spikingjelly", make_case(learn_beta=True), "one decay per layer"),
+    ("sinabs", make_case(reset="none"), "reset none is not implemented"),
+    ("sinabs", make_case(learn_beta=True), "trainable decays"),
+    ("rockpool", make_case(reset="zero"), "reset zero is not implemented"),
+    ("rockpool", make_case(learn_beta=True), "trainable decays"),
+    ("sinabs", replace(make_case(), spec=replace(make_case().spec, dtype="bfloat16")), "dtype bfloat16"),
+])
+def test_new_adapters_refuse_what_they_cannot_express(name, case, reason):
+    cls = need(name)
+    ok = cls().supports(case)
+    assert not ok.ok and reason in ok.reason, ok.reason
 
 
 @pytest.mark.parametrize("name", ADAPTERS)

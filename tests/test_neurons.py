@@ -21,6 +21,8 @@ def numpy_lif(current, beta, threshold, reset):
         r = s
         if reset == "subtract":
             v = beta * v + current[t] - threshold * r
+        elif reset == "subtract_decayed":
+            v = beta * (v - threshold * r) + current[t]
         elif reset == "zero":
             v = beta * (1 - r) * v + current[t]
         else:
@@ -37,7 +39,7 @@ def current():
     return rng.normal(0.3, 0.8, (50, 4, 16)).astype(np.float32)
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("reset", ["subtract", "subtract_decayed", "zero", "none"])
 @pytest.mark.parametrize("unroll", [1, 8])
 def test_lif_matches_numpy(current, reset, unroll):
     want_s, want_v = numpy_lif(current, 0.9, 1.0, reset)
@@ -111,7 +113,7 @@ def test_surrogate_gradient_matches_formula(name, slope):
     np.testing.assert_array_equal(np.asarray(spike(jnp.asarray(x), name, slope)), (x > 0).astype(np.float32))
 
 
-@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("reset", ["subtract", "subtract_decayed", "zero", "none"])
 @pytest.mark.parametrize("detach", [True, False])
 @pytest.mark.parametrize("per_neuron_beta", [False, True])
 def test_handwritten_vjp_matches_autodiff(current, reset, detach, per_neuron_beta):

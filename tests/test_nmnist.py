@@ -216,6 +216,40 @@ def test_exact_adapters_pass_parity_on_the_conv_net(name):
     assert {"layers.0.weight", "layers.3.weight", "layers.7.weight"} <= set(res["grads"])
 
 
+def test_sinabs_passes_parity_on_the_conv_net():
+    need("sinabs")
+    res = parity.compare(conv_case(T=16), "sinabs", batch=4)
+    assert res["status"] == "pass", parity.summary(res)
+    assert all(s["spikes_ref"] > 0 for s in res["spikes"])
+
+
+def test_spikingjelly_conv_net_deviates_only_by_its_reset():
+    """SpikingJelly's soft reset is the spec's subtract_decayed: proven on the conv net (its
+    multi-step Conv2d / MaxPool2d / Flatten keep PyTorch's layouts)."""
+    need("spikingjelly")
+    res = parity.compare(conv_case(T=16), "spikingjelly", batch=4)
+    assert res["status"] == "deviates", parity.summary(res)
+    assert res["proof"]["agrees"] and sum(s["flips"] for s in res["proof"]["spikes"]) == 0
+
+
+def test_rockpool_skips_the_conv_net():
+    cls = need("rockpool")
+    ok = cls().supports(conv_case(T=8))
+    assert not ok.ok and "conv2d is not mapped to Rockpool" in ok.reason
+
+
+def test_norse_compile_passes_parity_on_the_conv_net():
+    need("norse-compile")
+    res = parity.compare(conv_case(T=8), "norse-compile", batch=2)
+    assert res["status"] == "pass", parity.summary(res)
+
+
+def test_snntorch_compile_skips_max_pooling_with_the_measured_reason():
+    cls = need("snntorch-compile")
+    ok = cls().supports(conv_case(T=8))
+    assert not ok.ok and "tied maxima" in ok.reason
+
+
 def test_torch_compile_passes_parity_on_the_conv_net():
     need("torch-compile")
     res = parity.compare(conv_case(T=8), "torch-compile", batch=2)

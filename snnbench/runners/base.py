@@ -24,6 +24,9 @@ callables) and the harness owns the clock.
 from __future__ import annotations
 
 import abc
+import importlib
+import importlib.util
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -47,6 +50,26 @@ class Support:
     @classmethod
     def no(cls, reason: str) -> "Support":
         return cls(False, reason)
+
+
+def package_present(*names: str) -> Support:
+    """Whether every package in ``names`` is installed, found without importing it (some frameworks
+    do surprising things on import; see :func:`guarded_import`)."""
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            return Support.no(f"missing package: {name}")
+    return Support.yes()
+
+
+def guarded_import(name: str):
+    """Import ``name`` with pip unable to reach an index. Sinabs' and Rockpool's hardware kit
+    (``samna`` from PyPI) runs ``pip install --force-reinstall samna`` against an external index when
+    imported; offline that hangs until pip's own timeout. With ``PIP_NO_INDEX`` that pip call fails at
+    once and the framework carries on without its hardware backend. Call it in worker processes
+    (the harness builds runners there), never in the parent at discovery."""
+    os.environ["PIP_NO_INDEX"] = "1"
+    os.environ["PIP_NO_INPUT"] = "1"
+    return importlib.import_module(name)
 
 
 @dataclass
@@ -122,6 +145,8 @@ class Runner(abc.ABC):
     neuron_types: ClassVar[frozenset[str]] = frozenset({"lif", "if", "li", "cuba_lif"})
     #: spike timings (the spec's ``spike_from``) this runner can express
     spike_timings: ClassVar[frozenset[str]] = frozenset({"current"})
+    #: resets (the spec's ``reset``) this runner can express, exactly or by a declared deviation
+    resets: ClassVar[frozenset[str]] = frozenset({"subtract", "zero", "none"})
 
     # ------------------------------------------------------------------ availability and support
     @classmethod
@@ -147,6 +172,8 @@ class Runner(abc.ABC):
                 return Support.no(f"layer {i}: {layer.type} neurons are not implemented for {self.name}")
             if layer.spiking and layer.spike_from not in self.spike_timings:
                 return Support.no(f"layer {i}: spike_from {layer.spike_from} is not implemented for {self.name}")
+            if layer.spiking and layer.reset not in self.resets:
+                return Support.no(f"layer {i}: reset {layer.reset} is not implemented for {self.name}")
         return Support.yes()
 
     # ------------------------------------------------------------------------------ life cycle

@@ -28,15 +28,19 @@ Norse's ``"super"`` exactly (1.1.0 ignores ``alpha``: ``1 / (1 + |x|)^2``); ``tr
 1 is ``"triangle"`` with ``alpha = 1``. Any other surrogate runs with ``"super"`` and is a declared
 deviation (gradients differ; forward is identical).
 
+``norse-compile`` runs the same module under ``torch.compile(fullgraph=True)``
+(:class:`.torch_common.CompiledTorch`); the explicit initial state (see :class:`.nets.norse_net.OverTime`)
+keeps it one graph per mode.
+
 Not expressed (skipped): ``if`` (beta = 1 makes the input scale infinite), ``cuba_lif``,
 ``learn_beta`` (Norse keeps ``tau_mem_inv`` in its parameter tuple), dtypes other than float32.
 """
 
 from __future__ import annotations
 
-from ..spec import Case, with_surrogate
+from ..spec import RESETS, Case, with_surrogate
 from .base import Deviation, RunnerInfo, Support
-from .torch_common import TorchRunnerBase
+from .torch_common import CompiledTorch, TorchRunnerBase
 
 
 def norse_method(name: str, slope: float) -> tuple[str, float, bool]:
@@ -54,6 +58,7 @@ class NorseRunner(TorchRunnerBase):
     package = "norse"
     # if (beta = 1 makes the input scale infinite) and cuba_lif are not mapped
     neuron_types = frozenset({"lif", "li"})
+    resets = frozenset(RESETS)
 
     def supports(self, case: Case) -> Support:
         base = super().supports(case)
@@ -89,6 +94,14 @@ class NorseRunner(TorchRunnerBase):
                           mode="eager; nn.Linear over [T,B,C] + LIFBoxCell stepped over x.unbind(0)",
                           extra={"torch": torch.__version__, "threads": torch.get_num_threads(), **self.precision,
                                  "deviations": [d.text for d in self.deviations(self.case)]})
+
+
+class NorseCompileRunner(CompiledTorch, NorseRunner):
+    """The ``norse`` runner's network under ``torch.compile`` (compile time recorded apart)."""
+
+    name = "norse-compile"
+    mode = ("torch.compile(fullgraph=True, dynamic=False), inductor, of nn.Linear over [T,B,C] + LIFBoxCell "
+            "stepped over x.unbind(0): one graph for the training step, one for evaluation")
 
 
 def _superspike(case: Case) -> Case:

@@ -2,7 +2,8 @@
 the training loop as a PyTorch user writes it, the timing hooks.
 
 An adapter subclasses :class:`TorchRunnerBase` and provides ``make_model(case)`` (an ``nn.Module``
-whose ``forward(x [T, B, C])`` returns ``(spikes per spiking layer [T, B, N], readout [T, B, O])``)
+whose ``forward(x [T, B, C])`` returns ``(spikes per spiking layer [T, B, N], readout [T, B, O])``, or
+the same batch-major with ``batch_major = True``)
 and ``param_names()`` (canonical name -> parameter path in that module). Module classes live in
 :mod:`.nets`, the canonical surrogates in :mod:`.torchmath.spike`.
 
@@ -19,6 +20,7 @@ torch is imported inside methods: this module is imported by runner discovery, a
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -50,10 +52,11 @@ def torch_device(device: str):
     return torch.device("cpu")
 
 
-def logits_from_readout(readout, mode: str):
+def logits_from_readout(readout, mode: str, time_axis: int = 0):
+    """The loss's logits from a readout trace whose time axis is ``time_axis``."""
     if mode == "last":
-        return readout[-1]
-    return readout.mean(0) if mode == "mean" else readout.amax(0)
+        return readout.select(time_axis, -1)
+    return readout.mean(time_axis) if mode == "mean" else readout.amax(time_axis)
 
 
 def set_float32_precision() -> dict[str, bool]:
@@ -74,6 +77,8 @@ class TorchRunnerBase(Runner):
     #: the pip package that must import for this runner
     package = "torch"
     device_memory_source = "torch.cuda.max_memory_allocated since torch.cuda.reset_peak_memory_stats"
+    #: the module takes and returns batch-major ``[B, T, ...]`` tensors (Sinabs, Rockpool), not time-major
+    batch_major: bool = False
 
     @classmethod
     def available(cls) -> Support:
@@ -106,6 +111,10 @@ class TorchRunnerBase(Runner):
         if case.spec.augment_shift:
             return Support.no("on-device shift augmentation is implemented only in the JAX runners")
         return super().supports(case)
+
+    @property
+    def _time_axis(self) -> int:
+        return 1 if self.batch_major else 0
 
     # ------------------------------------------------------------------------ adapter hooks
     def make_model(self, case: Case):
@@ -178,14 +187,15 @@ class TorchRunnerBase(Runner):
     def _to_device(self, x: np.ndarray, y: np.ndarray):
         import torch
 
-        xt = torch.from_numpy(np.ascontiguousarray(np.swapaxes(x, 0, 1), dtype=np.float32))  # [T, B, C]
+        x = x if self.batch_major else np.swapaxes(x, 0, 1)  # [B, T, C] or [T, B, C]
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         return xt.to(self.dev, non_blocking=True), torch.from_numpy(np.asarray(y, np.int64)).to(self.dev)
 
     def _loss(self, x, y):
         import torch.nn.functional as F
 
         _, readout = self.step_model(x)
-        logits = logits_from_readout(readout, self.case.spec.loss)
+        logits = logits_from_readout(readout, self.case.spec.loss, self._time_axis)
         return F.cross_entropy(logits, y), logits
 
     def prepare_batch(self, x: np.ndarray, y: np.ndarray) -> Any:
@@ -213,10 +223,9 @@ class TorchRunnerBase(Runner):
         self.model.eval()
         with torch.no_grad():
             spikes, readout = self.model(xt)
-        return ForwardResult(
-            spikes=[np.swapaxes(s.cpu().numpy(), 0, 1) for s in spikes],
-            readout=np.swapaxes(readout.cpu().numpy(), 0, 1),
-        )
+        batch_first = (lambda a: a) if self.batch_major else (lambda a: np.swapaxes(a, 0, 1))
+        return ForwardResult(spikes=[batch_first(s.cpu().numpy()) for s in spikes],
+                             readout=batch_first(readout.cpu().numpy()))
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
         self.model.train()
@@ -287,7 +296,7 @@ class TorchRunnerBase(Runner):
         correct = torch.zeros((), dtype=torch.long, device=self.dev)
         with torch.no_grad():
             for x, y, n_valid in self._batches(self.test, self._in_order(self.test)):
-                logits = logits_from_readout(self.step_model(x)[1], self.case.spec.loss)[:n_valid]
+                logits = logits_from_readout(self.step_model(x)[1], self.case.spec.loss, self._time_axis)[:n_valid]
                 nll += F.cross_entropy(logits, y[:n_valid], reduction="sum")
                 correct += (logits.argmax(-1) == y[:n_valid]).sum()
         n = len(self.test)
@@ -332,3 +341,56 @@ class TorchRunnerBase(Runner):
         import torch
 
         return int(torch.cuda.max_memory_allocated(self.dev)) if self.dev.type == "cuda" else None
+
+
+class CompiledTorch:
+    """Mixin putting a torch adapter's module under ``torch.compile(fullgraph=True, dynamic=False)``:
+    a graph break is an error, not a silent fall back to eager code. Two graphs are expected, one
+    per mode (training step with gradients; evaluation and the forward timing without); their
+    count, the breaks and the recompiles are recorded. List it before the eager runner's class."""
+
+    def wrap_model(self, model):
+        import torch
+
+        return torch.compile(model, fullgraph=True, dynamic=False)
+
+    def _ensure_compiled(self, batch) -> None:
+        """Compile both graphs on their first calls. ``compile_s`` is each first call minus a steady
+        call right after it (what the compile added), summed over the training step and evaluation."""
+        if getattr(self, "_compile_s", None) is not None:
+            return
+        from torch._dynamo.utils import counters
+
+        counters.clear()
+        spent = 0.0
+        for step in (self.fwdbwd_step, self.fwd_step):
+            first, steady = (self._timed(step, batch) for _ in range(2))
+            spent += max(first - steady, 0.0)
+        self.model.zero_grad(set_to_none=True)
+        self._compile_s = spent
+        self.graphs = {"graphs": int(counters["stats"]["unique_graphs"]),
+                       "graph_breaks": int(sum(counters["graph_break"].values())),
+                       "recompiles": int(counters["recompiles"].get("recompiles", 0)) if "recompiles" in counters else 0}
+
+    def _timed(self, step, batch) -> float:
+        t0 = time.perf_counter()
+        self.barrier(step(batch))
+        return time.perf_counter() - t0
+
+    def prepare_batch(self, x, y):
+        # The one-batch timings come first: compile here so that no warm-up call is a compile.
+        batch = super().prepare_batch(x, y)
+        self._ensure_compiled(batch)
+        return batch
+
+    def compile(self) -> float:
+        B = self.case.spec.batch
+        self._ensure_compiled(self._to_device(unpack(self.train.packed[:B]), self.train.labels[:B]))
+        return self._compile_s
+
+    def info(self):
+        info = super().info()
+        info.mode = self.mode
+        info.extra.update(getattr(self, "graphs", {}), compile_includes=(
+            "first training step and first evaluation forward, each minus a steady call (inductor, cold cache)"))
+        return info

@@ -17,11 +17,9 @@ canonical formulas. Not expressed: dtypes other than float32 and on-device shift
 
 from __future__ import annotations
 
-import time
-
-from ..spec import PARALLEL_TYPES, Case, weight_shapes
+from ..spec import PARALLEL_TYPES, RESETS, Case, weight_shapes
 from .base import RunnerInfo
-from .torch_common import TorchRunnerBase
+from .torch_common import CompiledTorch, TorchRunnerBase
 
 
 class TorchRunner(TorchRunnerBase):
@@ -30,6 +28,7 @@ class TorchRunner(TorchRunnerBase):
     mode = "eager; per layer one GEMM over T*B rows + Python loop over time"
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif"} | set(PARALLEL_TYPES))
     spike_timings = frozenset({"current", "previous"})
+    resets = frozenset(RESETS)
 
     def make_model(self, case: Case):
         from .nets.torch_canonical import CanonicalSNN
@@ -76,58 +75,8 @@ class TorchRunner(TorchRunnerBase):
                           extra={"threads": torch.get_num_threads(), "device": str(self.dev), **self.precision})
 
 
-class TorchCompileRunner(TorchRunner):
-    """The ``torch`` runner's module under ``torch.compile(fullgraph=True)``: a graph break is an
-    error, not a silent fall back to eager code. Two graphs are expected, one per mode (training
-    step with gradients; evaluation and the forward timing without); their count, the breaks and
-    the recompiles are recorded."""
+class TorchCompileRunner(CompiledTorch, TorchRunner):
+    """The ``torch`` runner's module under ``torch.compile(fullgraph=True)`` (see :class:`CompiledTorch`)."""
 
     name = "torch-compile"
     mode = "torch.compile(fullgraph=True, dynamic=False), inductor: one graph for the training step, one for evaluation"
-
-    def wrap_model(self, model):
-        import torch
-
-        return torch.compile(model, fullgraph=True, dynamic=False)
-
-    def _ensure_compiled(self, batch) -> None:
-        """Compile both graphs on their first calls. ``compile_s`` is each first call minus a steady
-        call right after it (what the compile added), summed over the training step and evaluation."""
-        if getattr(self, "_compile_s", None) is not None:
-            return
-        from torch._dynamo.utils import counters
-
-        counters.clear()
-        spent = 0.0
-        for step in (self.fwdbwd_step, self.fwd_step):
-            first, steady = (self._timed(step, batch) for _ in range(2))
-            spent += max(first - steady, 0.0)
-        self.model.zero_grad(set_to_none=True)
-        self._compile_s = spent
-        self.graphs = {"graphs": int(counters["stats"]["unique_graphs"]),
-                       "graph_breaks": int(sum(counters["graph_break"].values())),
-                       "recompiles": int(counters["recompiles"].get("recompiles", 0)) if "recompiles" in counters else 0}
-
-    def _timed(self, step, batch) -> float:
-        t0 = time.perf_counter()
-        self.barrier(step(batch))
-        return time.perf_counter() - t0
-
-    def prepare_batch(self, x, y):
-        # The one-batch timings come first: compile here so that no warm-up call is a compile.
-        batch = super().prepare_batch(x, y)
-        self._ensure_compiled(batch)
-        return batch
-
-    def compile(self) -> float:
-        from ..data.staging import unpack
-
-        B = self.case.spec.batch
-        self._ensure_compiled(self._to_device(unpack(self.train.packed[:B]), self.train.labels[:B]))
-        return self._compile_s
-
-    def info(self) -> RunnerInfo:
-        info = super().info()
-        info.extra.update(getattr(self, "graphs", {}), compile_includes=(
-            "first training step and first evaluation forward, each minus a steady call (inductor, cold cache)"))
-        return info

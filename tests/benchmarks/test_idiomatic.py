@@ -1,21 +1,41 @@
 """Adapters against their framework's own idiomatic training loop, timed alternately in one
 process: an adapter slower than the framework's own code would make the framework look worse than
-it is. Prints both figures; fails when the adapter's training step is more than 10% slower.
+it is. Each check first requires the two to compute the same network (equal loss and gradients on
+one batch), prints both figures, and fails when the adapter's training step is more than 10% slower.
 
-Full size: ``python -m tests.benchmarks.idiomatic.norse_shd`` (T 128, B 128)."""
+Full size (T 128, B 128): ``python -m tests.benchmarks.idiomatic.<framework>_shd`` for norse,
+snntorch, spikingjelly, sinabs, rockpool; ``--compile`` for norse-compile and snntorch-compile."""
+
+import importlib
 
 import pytest
 
-pytest.importorskip("norse")
-
 BOUND = 1.10
 
+# (script module, package it needs, compiled?, T, B): eager checks at T 64, compiled ones at T 32
+# (inductor unrolls the time loop: its compile time grows with T).
+CHECKS = [
+    ("norse_shd", "norse", False, 64, 64),
+    ("snntorch_shd", "snntorch", False, 64, 64),
+    ("spikingjelly_shd", "spikingjelly", False, 64, 64),
+    ("sinabs_shd", "sinabs", False, 64, 64),
+    ("rockpool_shd", "rockpool", False, 64, 64),
+    ("snntorch_shd", "snntorch", True, 32, 32),
+    ("norse_shd", "norse", True, 32, 32),
+]
 
-def test_norse_adapter_is_no_slower_than_norses_own_loop():
-    from .idiomatic.norse_shd import compare
 
-    r = compare(time_steps=64, batch=64, rounds=5, steps=2)
-    print(f"\nnorse, T 64, B 64: adapter {r['adapter_ms']:.2f} ms, Norse's own loop {r['norse_ms']:.2f} ms per "
+@pytest.mark.parametrize("script, package, compiled, T, B", CHECKS,
+                         ids=[f"{c[1]}{'-compile' if c[2] else ''}" for c in CHECKS])
+def test_adapter_is_no_slower_than_the_frameworks_own_loop(script, package, compiled, T, B):
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed")
+    module = importlib.import_module(f"tests.benchmarks.idiomatic.{script}")
+    kwargs = {"compiled": True} if compiled else {}
+    r = module.compare(time_steps=T, batch=B, rounds=5, steps=2, **kwargs)
+    own = r.get("own_ms", r.get("norse_ms"))
+    name = package + ("-compile" if compiled else "")
+    print(f"\n{name}, T {T}, B {B}: adapter {r['adapter_ms']:.2f} ms, the framework's own loop {own:.2f} ms per "
           f"training step -> {r['ratio']:.3f}x (bound {BOUND})")
     assert r["loss_rel_err"] <= 1e-6 and r["grad_rel_err"] <= 1e-5  # the same network
     assert r["ratio"] <= BOUND, r

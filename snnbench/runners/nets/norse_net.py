@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 from norse.torch import LIBoxCell, LIBoxParameters, LIFBoxCell, LIFBoxParameters
+from norse.torch.functional.leaky_integrator_box import LIBoxState
+from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 from torch import nn
 
 from ...spec import NetworkSpec
@@ -15,7 +17,8 @@ from ..torch_common import weight_module
 class CanonicalReset:
     """Norse's ``reset_method`` hook giving the canonical reset: Norse resets in the step that spikes,
     the canonical LIF at the next step before the decay, so subtract ``threshold / beta`` (the decay
-    then removes exactly ``threshold``); ``(1 - z) v`` for zero; nothing for none. A class, not a
+    then removes exactly ``threshold``); ``threshold`` itself for subtract_decayed (Norse's own order);
+    ``(1 - z) v`` for zero; nothing for none. A class, not a
     closure, so that the module pickles."""
 
     def __init__(self, kind: str, detach: bool, beta: float):
@@ -25,6 +28,8 @@ class CanonicalReset:
         z = z.detach() if self.detach else z
         if self.kind == "subtract":
             return v - z * (v_th / self.beta)
+        if self.kind == "subtract_decayed":
+            return v - z * v_th
         if self.kind == "zero":
             return (1 - z) * v
         return v
@@ -46,14 +51,19 @@ class OverTime(nn.Module):
     ``norse.torch.Lift`` does, but iterating ``x.unbind(0)``. ``Lift`` indexes ``x[ts]``, and on an
     input that requires grad each of those T indexings builds and zero-fills a gradient buffer the
     size of the whole sequence in the backward pass (88% of a training step's CPU time under the
-    profiler, 27% slower than Norse's own per-step loop); unbinding makes one."""
+    profiler, 27% slower than Norse's own per-step loop); unbinding makes one.
 
-    def __init__(self, cell: nn.Module):
+    The initial state (membrane 0) is passed explicitly: Norse's own fallback sets
+    ``requires_grad`` on a fresh tensor, which ``torch.compile`` cannot trace (a graph break per
+    layer). The computation is the same."""
+
+    def __init__(self, cell: nn.Module, state_type: type):
         super().__init__()
         self.cell = cell
+        self.state_type = state_type
 
     def forward(self, x):
-        state, out = None, []
+        state, out = self.state_type(v=torch.zeros_like(x[0])), []
         for x_t in x.unbind(0):
             z, state = self.cell(x_t, state)
             out.append(z)
@@ -81,13 +91,13 @@ class NorseNet(nn.Module):
                 beta = float(layer.decay)
                 tau = torch.as_tensor(1.0 - beta)
                 if layer.type == "li":
-                    cell = LIBoxCell(LIBoxParameters(tau_mem_inv=tau), dt=1.0)
+                    cell, state_type = LIBoxCell(LIBoxParameters(tau_mem_inv=tau), dt=1.0), LIBoxState
                 else:
                     p = LIFBoxParameters(tau_mem_inv=tau, v_th=torch.as_tensor(layer.threshold),
                                          v_reset=torch.as_tensor(0.0), method=method, alpha=torch.as_tensor(alpha),
                                          reset_method=CanonicalReset(layer.reset, layer.detach_reset, beta))
-                    cell = LIFBoxCell(p, dt=1.0)
-                layers.append(nn.Sequential(InputScale(1.0 / (1.0 - beta)), OverTime(cell)))
+                    cell, state_type = LIFBoxCell(p, dt=1.0), LIFBoxFeedForwardState
+                layers.append(nn.Sequential(InputScale(1.0 / (1.0 - beta)), OverTime(cell, state_type)))
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x):

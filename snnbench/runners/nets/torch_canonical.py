@@ -28,6 +28,8 @@ def lif_sequence(current: torch.Tensor, beta, threshold: float, reset: str, deta
         r = s.detach() if detach else s
         if reset == "subtract":
             v = beta * v + i_t - threshold * r
+        elif reset == "subtract_decayed":
+            v = beta * (v - threshold * r) + i_t
         elif reset == "zero":
             v = beta * (1.0 - r) * v + i_t
         else:

@@ -40,7 +40,8 @@ def lif_autodiff(
       current: input current ``[T, B, N]``.
       beta: membrane decay per step, a scalar or ``[N]``; clipped to ``[0, 1]``.
       threshold: firing threshold (same units as the membrane).
-      reset: ``"subtract"`` (v -= threshold), ``"zero"`` (v = 0) or ``"none"``.
+      reset: ``"subtract"`` (v -= threshold), ``"subtract_decayed"`` (v -= beta * threshold, the
+        threshold subtracted before the decay), ``"zero"`` (v = 0) or ``"none"``.
       detach_reset: stop the gradient through the reset term.
       surrogate, slope: surrogate derivative of the step (see :mod:`.surrogates`).
       unroll: ``lax.scan`` unroll factor (a speed knob; the result does not change).
@@ -58,6 +59,8 @@ def lif_autodiff(
         r = jax.lax.stop_gradient(s) if detach_reset else s
         if reset == "subtract":
             v = beta * v + i_t - threshold * r
+        elif reset == "subtract_decayed":
+            v = beta * (v - threshold * r) + i_t
         elif reset == "zero":
             v = beta * (1.0 - r) * v + i_t
         else:
@@ -86,8 +89,8 @@ def lif(
     *linear* reverse recurrence ``G_t = a_t + c_t * G_{t+1}`` with
     ``a_t = dL/dv_t(direct) + dL/ds_t(direct) * sigma'(v_t - threshold)`` and
     ``c_t = beta * m_{t+1} + [reset attached] * sigma'(v_t - threshold) * q_t``, where ``m_{t+1}`` is
-    ``1 - s_t`` for the zero reset (else 1) and ``q_t`` is ``-threshold`` (subtract), ``-beta * v_t``
-    (zero) or 0 (none). Being linear, it needs no spike bookkeeping: one element-wise reverse
+    ``1 - s_t`` for the zero reset (else 1) and ``q_t`` is ``-threshold`` (subtract),
+    ``-beta * threshold`` (subtract_decayed), ``-beta * v_t`` (zero) or 0 (none). Being linear, it needs no spike bookkeeping: one element-wise reverse
     ``lax.scan`` (a sequential loop carrying one array), and the only residuals are ``v`` and ``s``.
     """
     beta = jnp.clip(jnp.asarray(beta, current.dtype), 0.0, 1.0)
@@ -108,6 +111,8 @@ def _lif_scan(current, beta, threshold, reset, unroll):
         s = (v > threshold).astype(v.dtype)
         if reset == "subtract":
             v = beta * v + i_t - threshold * s
+        elif reset == "subtract_decayed":
+            v = beta * (v - threshold * s) + i_t
         elif reset == "zero":
             v = beta * (1.0 - s) * v + i_t
         else:
@@ -141,6 +146,8 @@ def _lif_core_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals,
     if not detach:
         if reset == "subtract":
             c = c - threshold * dsdv
+        elif reset == "subtract_decayed":
+            c = c - beta * threshold * dsdv
         elif reset == "zero":
             c = c - beta * v * dsdv
     # G_t = a_t + c_t G_{t+1}, G_T = 0, run from the end.
@@ -149,9 +156,12 @@ def _lif_core_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals,
         return g, g
 
     _, G = jax.lax.scan(step, jnp.zeros_like(v[0]), (a, c), reverse=True, unroll=unroll)
-    # dL/dbeta = sum_t G_t * m_t * v_{t-1}, reduced to beta's shape.
+    # dL/dbeta = sum_t G_t * m_t * v_{t-1} (minus threshold * s_{t-1} where the reset decays too),
+    # reduced to beta's shape.
     v_prev = jnp.concatenate([zeros_t, v[:-1]], axis=0)
     m_t = jnp.concatenate([jnp.ones_like(v[:1]), m_next[:-1]], axis=0)
+    if reset == "subtract_decayed":
+        v_prev = v_prev - threshold * jnp.concatenate([zeros_t, spikes[:-1]], axis=0)
     g_beta = (G * m_t * v_prev).reshape(-1, *jnp.shape(beta)) if jnp.ndim(beta) else (G * m_t * v_prev)
     g_beta = g_beta.sum(axis=0) if jnp.ndim(beta) else g_beta.sum()
     return G, g_beta.astype(beta.dtype)

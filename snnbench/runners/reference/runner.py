@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...data.staging import SpikeDataset
-from ...spec import Case
+from ...spec import RESETS, Case
 from ..base import EvalResult, ForwardResult, RunnerInfo, Support
 from ..jax_common import JaxRunnerBase, unpack_time_major
 
@@ -19,6 +19,7 @@ class ReferenceRunner(JaxRunnerBase):
     requires = ("jax", "optax", "haiku")
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn"})
     spike_timings = frozenset({"current", "previous"})
+    resets = frozenset(RESETS)
     data_parallel = True  # spec.devices > 1: the batch sharded over a device mesh (jax_common.Placement)
 
     def supports(self, case: Case) -> Support:

@@ -8,7 +8,10 @@ canonical network: inputs scaled by ``1 / (1 - beta)`` and the canonical reset t
 ``reset_method`` hook. It checks that both give the same loss and gradients on one batch, then
 times one training step (forward, backward, Adam) of each, alternately, in one process.
 
-    python -m tests.benchmarks.idiomatic.norse_shd [--time-steps 128] [--batch 128] [--rounds 5]
+    python -m tests.benchmarks.idiomatic.norse_shd [--compile] [--time-steps 128] [--batch 128] [--rounds 5]
+
+``--compile``: the ``norse-compile`` runner against Norse's loop under ``torch.compile`` (default
+options; Norse's own initial state breaks the graph, which is how a Norse user meets it).
 
 prints both medians and their ratio (adapter / Norse's loop; below 1: the adapter is faster).
 """
@@ -84,11 +87,12 @@ def norse_step(model, optimizer, x, y) -> torch.Tensor:
     return loss
 
 
-def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int = 3) -> dict[str, float]:
+def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int = 3,
+            compiled: bool = False) -> dict[str, float]:
     """Both training steps on the same batches, checked equal first, then timed alternately."""
     case = shd_case(time_steps, batch)
     weights = init_weights(case.network, 0)
-    adapter = get_runner_class("norse")()
+    adapter = get_runner_class("norse-compile" if compiled else "norse")()
     adapter.build(case, "cpu", 0)
     adapter.set_weights(weights)
     model = norse_model(case.network)
@@ -106,8 +110,11 @@ def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int
                          (np.abs(got.grads[f"layers.{i}.weight"]).max() or 1.0))
                    for lin, i in zip(linears, (0, 2, 4)))
     model.zero_grad(set_to_none=True)
+    run = torch.compile(model) if compiled else model
+    if compiled:  # compile both before the clock (the adapter compiles in prepare_batch)
+        adapter.prepare_batch(np.swapaxes(x, 0, 1), yt.numpy())
     times: dict[str, list[float]] = {"adapter": [], "norse": []}
-    steppers = {"adapter": lambda: adapter.train_step(xt, yt), "norse": lambda: norse_step(model, optimizer, xt, yt)}
+    steppers = {"adapter": lambda: adapter.train_step(xt, yt), "norse": lambda: norse_step(run, optimizer, xt, yt)}
     for name in steppers:  # warm-up
         steppers[name]()
     for _ in range(rounds):
@@ -129,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=3, help="training steps per timed sample")
+    p.add_argument("--compile", action="store_true", help="norse-compile vs Norse's loop under torch.compile")
     args = p.parse_args(argv)
-    r = compare(args.time_steps, args.batch, args.rounds, args.steps)
+    r = compare(args.time_steps, args.batch, args.rounds, args.steps, args.compile)
     print(f"T={args.time_steps} B={args.batch}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"same network: loss rel err {r['loss_rel_err']:.1e}, weight grad rel err {r['grad_rel_err']:.1e}")
     print(f"training step, median of {args.rounds} alternated rounds x {args.steps} steps:")

@@ -1,0 +1,95 @@
+"""Rockpool 3 (SynSense), torch backend: ``LIFNeuronTorch`` (Rockpool's LIF without a synapse) fed by
+``nn.Linear``, an ``ExpSynTorch`` readout, batch-major ``[B, T, C]`` and each module's state reset
+before every batch (the module is :class:`.nets.rockpool_net.RockpoolNet`).
+
+Import: ``import rockpool`` looks for ``samna`` (SynSense's hardware kit), whose PyPI package runs
+``pip install`` against an external index when imported; the adapter imports Rockpool only in the
+worker, through :func:`.base.guarded_import` (pip cannot reach an index, so that call fails at once).
+
+Spec mapping:
+
+* ``lif`` -> ``LIFNeuronTorch(tau_mem = -dt / ln(beta), threshold, dt, max_spikes_per_dt=1)``:
+  ``v <- exp(-dt / tau_mem) v + I``, the decay is beta. ``LIFTorch`` is not used: its synaptic
+  current multiplies the input by the synaptic decay before it reaches the membrane. ``if`` ->
+  ``tau_mem = inf``. Rockpool's ``tau_mem``, ``threshold`` and neuron ``bias`` are trainable by
+  default; frozen here (constants of the spec).
+* ``li`` readout -> ``ExpSynTorch(tau)`` fed ``I / beta`` (it computes ``y <- beta (y + x)``).
+* spike: Rockpool's ``spike_generation_fn`` hook with one spike where ``v > threshold`` and the
+  canonical surrogate (:class:`.nets.rockpool_net.CanonicalSpike`); ``max_spikes_per_dt=1``.
+* reset: Rockpool subtracts the threshold in the step that spikes, before the next decay, and
+  through the spike's gradient: the spec's ``subtract_decayed`` with ``detach_reset: false``,
+  which it computes exactly. It cannot express ``subtract`` (``beta * threshold`` is removed by
+  the next step, not ``threshold``) nor a detached reset: such cases run as Rockpool computes them,
+  a declared deviation that the parity gate proves against the reference configured that way.
+
+Not expressed (skipped): ``reset: zero`` and ``none``, ``cuba_lif``, ``learn_beta``, convolutions
+(Rockpool's torch modules are dense), ``spike_from: previous``, dtypes other than float32.
+"""
+
+from __future__ import annotations
+
+from ..spec import Case, with_reset, with_spiking_layers
+from .base import Deviation, RunnerInfo, Support, package_present
+from .torch_common import TorchRunnerBase
+
+
+class RockpoolRunner(TorchRunnerBase):
+    name = "rockpool"
+    framework = "rockpool"
+    package = "rockpool"
+    batch_major = True
+    neuron_types = frozenset({"lif", "if", "li"})
+    resets = frozenset({"subtract", "subtract_decayed"})
+
+    @classmethod
+    def available(cls) -> Support:
+        return package_present("torch", "rockpool")  # not imported here: see the module docstring
+
+    def supports(self, case: Case) -> Support:
+        base = super().supports(case)
+        if not base.ok:
+            return base
+        for i, layer in enumerate(case.network.layers):
+            if layer.type in ("conv2d", "maxpool"):
+                return Support.no(f"layer {i}: {layer.type} is not mapped to Rockpool (dense modules only)")
+            if layer.is_neuron and layer.learn_beta:
+                return Support.no(f"layer {i}: trainable decays are not mapped to Rockpool")
+        return Support.yes()
+
+    def make_model(self, case: Case):
+        from .nets.rockpool_net import RockpoolNet
+
+        return RockpoolNet(case.network)
+
+    def deviations(self, case: Case) -> list[Deviation]:
+        return rockpool_deviations(case)
+
+    def info(self) -> RunnerInfo:
+        from importlib import metadata
+
+        import torch
+
+        return RunnerInfo(framework="rockpool", version=metadata.version("rockpool"),
+                          mode="eager; batch-major nn.Linear + rockpool LIFNeuronTorch (its time loop), ExpSynTorch readout",
+                          extra={"torch": torch.__version__, "threads": torch.get_num_threads(), **self.precision,
+                                 "deviations": [d.text for d in self.deviations(self.case)]})
+
+
+def rockpool_deviations(case: Case) -> list[Deviation]:
+    """What Rockpool's LIF (torch and JAX) computes instead of the spec's subtract / detached reset."""
+    spiking = [layer for layer in case.network.layers if layer.spiking]
+    found = []
+    if any(layer.reset == "subtract" and layer.type == "lif" for layer in spiking):
+        found.append(Deviation("reset subtracts the threshold before the decay (spec: subtract; Rockpool "
+                               "computes subtract_decayed)", _decayed))
+    if any(layer.detach_reset for layer in spiking):
+        found.append(Deviation("reset gradient not detached (spec: detach_reset true)", _attached))
+    return found
+
+
+def _decayed(case: Case) -> Case:
+    return with_reset(case, "subtract", "subtract_decayed")
+
+
+def _attached(case: Case) -> Case:
+    return with_spiking_layers(case, detach_reset=False)

@@ -1,0 +1,69 @@
+"""Sinabs 3 (SynSense): ``sinabs.layers.LIF`` / ``IAF`` with ``SingleSpike`` and an ``ExpLeak``
+readout, batch-major ``[B, T, ...]`` as Sinabs expects, ``sinabs.reset_states`` before every batch
+(the module is :class:`.nets.sinabs_net.SinabsNet`). Runs on the CPU and, as Sinabs does, on CUDA
+through PyTorch; the EXODUS CUDA kernels (``sinabs-exodus``) are a separate package, not used.
+
+Spec mapping (exact, checked by the parity gate):
+
+* ``lif`` -> ``LIF(tau_mem = -1 / ln(beta), norm_input=False, spike_fn=SingleSpike)``: Sinabs decays
+  by ``alpha = exp(-1 / tau_mem)`` = beta and, without ``norm_input``, adds the current unscaled.
+  ``tau_mem`` (trainable in Sinabs by default) and the threshold are frozen: the spec's decays are
+  constants. ``if`` -> ``IAF``. ``li`` -> ``ExpLeak(tau_mem)``, whose membrane is the readout.
+* reset: through Sinabs' ``reset_fn`` hook (:class:`.nets.sinabs_net.CanonicalReset`). Sinabs resets
+  in the step that spikes, before the next decay, so the canonical ``subtract`` subtracts
+  ``threshold / beta`` (``MembraneSubtract``'s own value would give ``subtract_decayed``); ``zero``
+  multiplies by ``1 - s``. The spike is detached when the spec says so (``MembraneSubtract`` never
+  detaches, ``MembraneReset`` always does).
+* surrogate: Sinabs' ``surrogate_grad_fn`` hook with the canonical formula (Sinabs' own
+  ``SingleExponential`` / ``PeriodicExponential`` are none of the spec's).
+* spike at exactly the threshold: Sinabs fires at ``v >= threshold``, the spec at ``>``; only exact
+  ties differ (counted as flips by the parity gate). ``SingleSpike`` caps a step at one spike
+  (Sinabs' default ``MultiSpike`` emits ``floor(v / threshold)``).
+
+Not expressed (skipped): ``reset: none``, ``cuba_lif`` (Sinabs' ``tau_syn`` filters the input
+before the membrane, scaled differently), ``learn_beta``, ``spike_from: previous``, dtypes other
+than float32.
+"""
+
+from __future__ import annotations
+
+from ..spec import Case
+from .base import RunnerInfo, Support, package_present
+from .torch_common import TorchRunnerBase
+
+
+class SinabsRunner(TorchRunnerBase):
+    name = "sinabs"
+    framework = "sinabs"
+    package = "sinabs"
+    batch_major = True
+    neuron_types = frozenset({"lif", "if", "li"})
+    resets = frozenset({"subtract", "subtract_decayed", "zero"})
+
+    @classmethod
+    def available(cls) -> Support:
+        # found, not imported: importing Sinabs may import samna (see base.guarded_import)
+        return package_present("torch", "sinabs")
+
+    def supports(self, case: Case) -> Support:
+        base = super().supports(case)
+        if not base.ok:
+            return base
+        for i, layer in enumerate(case.network.layers):
+            if layer.is_neuron and layer.learn_beta:
+                return Support.no(f"layer {i}: trainable decays are not mapped to Sinabs")
+        return Support.yes()
+
+    def make_model(self, case: Case):
+        from .nets.sinabs_net import SinabsNet
+
+        return SinabsNet(case.network)
+
+    def info(self) -> RunnerInfo:
+        from importlib import metadata
+
+        import torch
+
+        return RunnerInfo(framework="sinabs", version=metadata.version("sinabs"),
+                          mode="eager; batch-major nn.Linear + sinabs.layers.LIF (SingleSpike) over [B,T,C]",
+                          extra={"torch": torch.__version__, "threads": torch.get_num_threads(), **self.precision})

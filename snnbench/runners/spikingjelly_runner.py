@@ -1,0 +1,97 @@
+"""SpikingJelly 2.0 (``spikingjelly.activation_based``): the network in multi-step mode
+(``step_mode='m'``, whole ``[T, B, ...]`` sequences per layer), SpikingJelly's own LIF kernel, and
+``functional.reset_net`` before every batch (the module is :class:`.nets.spikingjelly_net.SpikingJellyNet`).
+
+Kernels: SpikingJelly 2.0 has no ``backend=`` argument any more; ``LIFNode`` dispatches by the
+tensor's device to a registered op (``torch.ops.sj_lif``): on the CPU a fused time loop with a
+hand-written backward pass, on CUDA its Triton / CUDA kernels where they load. The record's mode
+names the device; there is one runner, ``spikingjelly``, for both.
+
+Spec mapping:
+
+* ``linear`` / ``conv2d`` / ``maxpool`` / ``flatten`` -> ``layer.Linear`` / ``layer.Conv2d`` /
+  ``layer.MaxPool2d`` / ``layer.Flatten`` (PyTorch's layouts: canonical weights load unchanged).
+* ``lif`` -> ``neuron.LIFNode(tau = 1 / (1 - beta), decay_input=False, v_threshold=threshold)``:
+  ``v <- v - v / tau + I`` is ``beta v + I``. ``if`` -> ``neuron.IFNode``.
+* reset ``zero`` -> ``v_reset=0.0``: exactly the canonical zero reset. ``subtract_decayed`` ->
+  ``v_reset=None`` (soft reset): exact. ``subtract`` cannot be expressed by SpikingJelly's neurons:
+  their soft reset subtracts the threshold in the step that spikes, so the next decay also shrinks
+  it (``beta * threshold`` removed instead of ``threshold``). The adapter keeps SpikingJelly's own
+  kernel (writing a custom neuron to get the canonical order would no longer benchmark
+  SpikingJelly) and declares the deviation; the parity gate proves it against the reference with
+  ``reset: subtract_decayed`` and reports its size against ``subtract``.
+* ``detach_reset`` -> ``detach_reset`` (both honoured).
+* ``li`` readout -> ``neuron.NonSpikingLIFNode(tau)`` fed ``I / (1 - beta)`` (it integrates
+  ``beta v + (1 - beta) x``).
+* surrogate: ``arctan`` -> ``surrogate.ATan(k)``, ``sigmoid`` -> ``surrogate.Sigmoid(k)``,
+  ``superspike`` slope 1 -> ``surrogate.SuperSpike(1)``, slope 2 -> ``surrogate.SoftSign(2)``,
+  ``triangular`` slope 1 -> ``surrogate.PiecewiseQuadratic(1)``: the canonical derivatives. Any other
+  runs with ``SuperSpike(1)``, a declared deviation (forward identical, gradients differ).
+* spike at exactly the threshold: SpikingJelly fires at ``v >= threshold``, the spec at ``>``; only
+  exact ties differ (counted as flips by the parity gate).
+
+Not expressed (skipped): ``reset: none``, ``cuba_lif``, ``learn_beta`` (``ParametricLIFNode`` learns
+one decay per layer, the spec one per neuron), ``spike_from: previous``, dtypes other than float32.
+"""
+
+from __future__ import annotations
+
+from ..spec import Case, with_reset, with_surrogate
+from .base import Deviation, RunnerInfo, Support
+from .torch_common import TorchRunnerBase
+
+
+class SpikingJellyRunner(TorchRunnerBase):
+    name = "spikingjelly"
+    framework = "spikingjelly"
+    package = "spikingjelly"
+    neuron_types = frozenset({"lif", "if", "li"})
+    resets = frozenset({"subtract", "subtract_decayed", "zero"})
+
+    def supports(self, case: Case) -> Support:
+        base = super().supports(case)
+        if not base.ok:
+            return base
+        for i, layer in enumerate(case.network.layers):
+            if layer.is_neuron and layer.learn_beta:
+                return Support.no(f"layer {i}: SpikingJelly learns one decay per layer (ParametricLIFNode), "
+                                  "the spec one per neuron")
+        return Support.yes()
+
+    def make_model(self, case: Case):
+        from .nets.spikingjelly_net import SpikingJellyNet
+
+        return SpikingJellyNet(case.network)
+
+    def deviations(self, case: Case) -> list[Deviation]:
+        from .nets.spikingjelly_net import sj_surrogate
+
+        found = []
+        if any(layer.spiking and layer.type == "lif" and layer.reset == "subtract" for layer in case.network.layers):
+            found.append(Deviation("soft reset subtracts the threshold before the decay (spec: subtract; "
+                                   "SpikingJelly computes subtract_decayed)", _decayed_reset))
+        s = case.network.surrogate
+        if not sj_surrogate(s.name, s.slope)[1]:
+            found.append(Deviation(f"surrogate {s.name}(slope {s.slope:g}) is not a SpikingJelly built-in: "
+                                   "SuperSpike(alpha=1) 1/(1+|x|)^2 used", _superspike))
+        return found
+
+    def info(self) -> RunnerInfo:
+        import spikingjelly  # noqa: F401
+        import torch
+        from importlib import metadata
+
+        kernel = "fused CPU loop with hand-written backward" if self.dev.type == "cpu" else "CUDA/Triton kernels"
+        return RunnerInfo(framework="spikingjelly", version=metadata.version("spikingjelly"),
+                          mode=f"eager; multi-step (step_mode='m') layers, LIFNode via torch.ops.sj_lif ({kernel})",
+                          extra={"torch": torch.__version__, "threads": torch.get_num_threads(), **self.precision,
+                                 "deviations": [d.text for d in self.deviations(self.case)]})
+
+
+def _decayed_reset(case: Case) -> Case:
+    """The reference with SpikingJelly's soft reset (for IF layers, beta = 1, the two resets agree)."""
+    return with_reset(case, "subtract", "subtract_decayed")
+
+
+def _superspike(case: Case) -> Case:
+    return with_surrogate(case, "superspike", 1.0)
