@@ -352,6 +352,10 @@ class CompiledTorch:
     def wrap_model(self, model):
         import torch
 
+        # Dynamo caches per code object (the module class's forward), across every instance in the
+        # process, and fails once a fullgraph function passes its recompile limit: start from a clean
+        # cache, as a fresh worker process does (tests build many instances in one process).
+        torch._dynamo.reset()
         return torch.compile(model, fullgraph=True, dynamic=False)
 
     def _ensure_compiled(self, batch) -> None:
