@@ -147,6 +147,8 @@ class Runner(abc.ABC):
     spike_timings: ClassVar[frozenset[str]] = frozenset({"current"})
     #: resets (the spec's ``reset``) this runner can express, exactly or by a declared deviation
     resets: ClassVar[frozenset[str]] = frozenset({"subtract", "zero", "none"})
+    #: why trainable per-neuron decays (``learn_beta``) cannot be expressed; "" where they can
+    learn_beta_refusal: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ availability and support
     @classmethod
@@ -174,6 +176,8 @@ class Runner(abc.ABC):
                 return Support.no(f"layer {i}: spike_from {layer.spike_from} is not implemented for {self.name}")
             if layer.spiking and layer.reset not in self.resets:
                 return Support.no(f"layer {i}: reset {layer.reset} is not implemented for {self.name}")
+            if layer.is_neuron and layer.learn_beta and self.learn_beta_refusal:
+                return Support.no(f"layer {i}: {self.learn_beta_refusal}")
         return Support.yes()
 
     # ------------------------------------------------------------------------------ life cycle

@@ -39,7 +39,7 @@ Not expressed (skipped): ``if`` (beta = 1 makes the input scale infinite), ``cub
 from __future__ import annotations
 
 from ..spec import RESETS, Case, with_surrogate
-from .base import Deviation, RunnerInfo, Support
+from .base import Deviation, RunnerInfo
 from .torch_common import CompiledTorch, TorchRunnerBase
 
 
@@ -59,15 +59,8 @@ class NorseRunner(TorchRunnerBase):
     # if (beta = 1 makes the input scale infinite) and cuba_lif are not mapped
     neuron_types = frozenset({"lif", "li"})
     resets = frozenset(RESETS)
+    learn_beta_refusal = "trainable decay is not mapped to Norse"
 
-    def supports(self, case: Case) -> Support:
-        base = super().supports(case)
-        if not base.ok:
-            return base
-        for i, layer in enumerate(case.network.layers):
-            if layer.is_neuron and layer.learn_beta:
-                return Support.no(f"layer {i}: trainable decay is not mapped to Norse")
-        return Support.yes()
 
     def make_model(self, case: Case):
         from .nets.norse_net import NorseNet

@@ -40,6 +40,7 @@ class RockpoolRunner(TorchRunnerBase):
     batch_major = True
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed"})
+    learn_beta_refusal = "trainable decays are not mapped to Rockpool"
 
     @classmethod
     def available(cls) -> Support:
@@ -52,8 +53,6 @@ class RockpoolRunner(TorchRunnerBase):
         for i, layer in enumerate(case.network.layers):
             if layer.type in ("conv2d", "maxpool"):
                 return Support.no(f"layer {i}: {layer.type} is not mapped to Rockpool (dense modules only)")
-            if layer.is_neuron and layer.learn_beta:
-                return Support.no(f"layer {i}: trainable decays are not mapped to Rockpool")
         return Support.yes()
 
     def make_model(self, case: Case):

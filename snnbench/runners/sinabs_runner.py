@@ -39,20 +39,13 @@ class SinabsRunner(TorchRunnerBase):
     batch_major = True
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed", "zero"})
+    learn_beta_refusal = "trainable decays are not mapped to Sinabs"
 
     @classmethod
     def available(cls) -> Support:
         # found, not imported: importing Sinabs may import samna (see base.guarded_import)
         return package_present("torch", "sinabs")
 
-    def supports(self, case: Case) -> Support:
-        base = super().supports(case)
-        if not base.ok:
-            return base
-        for i, layer in enumerate(case.network.layers):
-            if layer.is_neuron and layer.learn_beta:
-                return Support.no(f"layer {i}: trainable decays are not mapped to Sinabs")
-        return Support.yes()
 
     def make_model(self, case: Case):
         from .nets.sinabs_net import SinabsNet

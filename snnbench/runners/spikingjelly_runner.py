@@ -37,7 +37,7 @@ one decay per layer, the spec one per neuron), ``spike_from: previous``, dtypes 
 from __future__ import annotations
 
 from ..spec import Case, with_reset, with_surrogate
-from .base import Deviation, RunnerInfo, Support
+from .base import Deviation, RunnerInfo
 from .torch_common import TorchRunnerBase
 
 
@@ -47,16 +47,8 @@ class SpikingJellyRunner(TorchRunnerBase):
     package = "spikingjelly"
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed", "zero"})
+    learn_beta_refusal = "SpikingJelly learns one decay per layer (ParametricLIFNode), the spec one per neuron"
 
-    def supports(self, case: Case) -> Support:
-        base = super().supports(case)
-        if not base.ok:
-            return base
-        for i, layer in enumerate(case.network.layers):
-            if layer.is_neuron and layer.learn_beta:
-                return Support.no(f"layer {i}: SpikingJelly learns one decay per layer (ParametricLIFNode), "
-                                  "the spec one per neuron")
-        return Support.yes()
 
     def make_model(self, case: Case):
         from .nets.spikingjelly_net import SpikingJellyNet
@@ -77,7 +69,6 @@ class SpikingJellyRunner(TorchRunnerBase):
         return found
 
     def info(self) -> RunnerInfo:
-        import spikingjelly  # noqa: F401
         import torch
         from importlib import metadata
 
