@@ -14,7 +14,7 @@ from snnbench.spec import init_weights, parse_suite
 from .conftest import assert_spyx_is_the_reference_delayed, tiny_network_yaml
 
 ADAPTERS = ["torch", "torch-compile", "snntorch", "snntorch-compile", "norse", "norse-compile", "spyx",
-            "spikingjelly", "sinabs", "rockpool"]
+            "spikingjelly", "sinabs", "rockpool", "brainpy"]
 
 
 def make_case(surrogate="superspike", slope=1.0, reset="subtract", T=16, **network_over):
@@ -69,6 +69,35 @@ def test_soft_reset_frameworks_declare_and_prove_their_reset(name, declared):
     assert all(any(d.startswith(text) for d in res["deviations"]) for text in declared), res["deviations"]
     assert sum(s["flips"] for s in res["spikes"]) > 0  # the difference is real and measured
     assert res["proof"]["agrees"] and sum(s["flips"] for s in res["proof"]["spikes"]) == 0
+
+
+@pytest.mark.parametrize("reset", ["subtract", "subtract_decayed"])
+def test_brainpy_expresses_both_subtractive_resets_exactly(reset):
+    """BrainPy's soft reset with V_reset = th (1 - 1/beta) is the spec's subtract, with V_reset = 0 its
+    subtract_decayed; only the detached reset gradient is out of reach."""
+    need("brainpy")
+    res = parity.compare(make_case(reset=reset, T=32, detach_reset=False), "brainpy", batch=8)
+    assert res["status"] == "pass", parity.summary(res)
+    assert res["spikes"][0]["spikes_ref"] > 0
+    assert res["min_grad_cosine"] >= 0.999 and res["loss_rel_err"] <= 1e-5
+
+
+def test_brainpy_declares_and_proves_its_attached_reset():
+    need("brainpy")
+    res = parity.compare(make_case(T=32), "brainpy", batch=8)
+    assert res["status"] == "deviates", parity.summary(res)
+    assert res["deviations"] == ["reset gradient not detached (BrainPy's soft reset; spec: detach_reset true)"]
+    assert res["checks"]["readout"] and not res["checks"]["grads"]  # same forward, different gradients
+    assert res["proof"]["agrees"]
+
+
+def test_brainpy_surrogate_is_rescaled_to_the_canonical_derivative():
+    """BrainPy divides V - V_th by V_th - V_reset before its surrogate; with threshold 0.7 and the
+    subtract reset that divisor is 0.7 / 0.9, so an unscaled surrogate would fail the gradients."""
+    need("brainpy")
+    res = parity.compare(make_case(surrogate="arctan", slope=2.0, T=32, detach_reset=False, threshold=0.7),
+                         "brainpy", batch=8)
+    assert res["status"] == "pass", parity.summary(res)
 
 
 def test_rockpool_computes_its_own_reset_exactly():
@@ -174,6 +203,9 @@ def test_unsupported_specs_are_refused_with_a_reason(name):
     ("rockpool", make_case(reset="zero"), "reset zero is not implemented"),
     ("rockpool", make_case(learn_beta=True), "trainable decays"),
     ("sinabs", replace(make_case(), spec=replace(make_case().spec, dtype="bfloat16")), "dtype bfloat16"),
+    ("brainpy", make_case(reset="zero"), "reset zero is not implemented"),
+    ("brainpy", make_case(learn_beta=True), "trainable decays"),
+    ("brainpy", replace(make_case(), spec=replace(make_case().spec, dtype="float16")), "dtype float16"),
 ])
 def test_new_adapters_refuse_what_they_cannot_express(name, case, reason):
     cls = need(name)

@@ -232,6 +232,16 @@ def test_spikingjelly_conv_net_deviates_only_by_its_reset():
     assert res["proof"]["agrees"] and sum(s["flips"] for s in res["proof"]["spikes"]) == 0
 
 
+def test_brainpy_conv_net_deviates_only_by_its_attached_reset():
+    """brainstate's channel-first Conv2d / MaxPool2d / Flatten keep the canonical layout: with the
+    reset gradient attached (BrainPy's declared deviation) the conv net is exact."""
+    need("brainpy")
+    res = parity.compare(conv_case(T=16), "brainpy", batch=4)
+    assert res["status"] == "deviates", parity.summary(res)
+    assert res["checks"]["readout"] and res["proof"]["agrees"]
+    assert sum(s["flips"] for s in res["spikes"]) == 0 and all(s["spikes_ref"] > 0 for s in res["spikes"])
+
+
 def test_rockpool_skips_the_conv_net():
     cls = need("rockpool")
     ok = cls().supports(conv_case(T=8))
@@ -263,14 +273,15 @@ def test_spyx_conv_net_is_the_reference_delayed():
     assert_spyx_is_the_reference_delayed(conv_case(T=16), batch=4)
 
 
-@pytest.mark.parametrize("name", ["reference", "torch", "snntorch", "norse", "spyx"])
+@pytest.mark.parametrize("name", ["reference", "torch", "snntorch", "norse", "spyx", "brainpy"])
 def test_conv_weights_roundtrip(name):
     cls = need(name)
-    case = conv_case(learn_beta=name != "norse")  # Norse does not map trainable decays
+    fixed = name in ("norse", "brainpy")  # trainable decays are not mapped there
+    case = conv_case(learn_beta=not fixed)
     r = cls()
     r.build(case, "cpu", 0)
     w = init_weights(case.network, 7)
-    if name != "norse":
+    if not fixed:
         w["layers.1.beta"] = np.random.default_rng(0).uniform(0.5, 0.95, w["layers.1.beta"].shape).astype(np.float32)
     r.set_weights(w)
     got = r.get_weights()
@@ -279,7 +290,7 @@ def test_conv_weights_roundtrip(name):
         np.testing.assert_array_equal(got[k], w[k], err_msg=k)
 
 
-@pytest.mark.parametrize("name", ["reference", "torch", "snntorch", "norse", "spyx"])
+@pytest.mark.parametrize("name", ["reference", "torch", "snntorch", "norse", "spyx", "brainpy"])
 def test_adapter_trains_on_nmnist(name, small_nmnist):
     cls = need(name)
     from snnbench.data import nmnist
