@@ -60,6 +60,20 @@ def summarize(times: dict[str, list[float]], adapter: str = "adapter", own: str 
             "adapter_samples_ms": [1e3 * t for t in times[adapter]], "own_samples_ms": [1e3 * t for t in times[own]]}
 
 
+def against_own_loop(adapter_step: Callable[[], object], own_step: Callable[[], object], rounds: int, steps: int,
+                     *, own_loss: float, adapter_loss: float, grad_err: float) -> dict[str, float]:
+    """Time the adapter's and the framework's training steps alternately (:func:`alternate`) and
+    return :func:`summarize`'s figures with how far the two networks' loss and gradients differ."""
+    times = alternate({"adapter": adapter_step, "own": own_step}, rounds, steps)
+    return {**summarize(times), "loss_rel_err": rel_err(own_loss, adapter_loss), "grad_rel_err": grad_err}
+
+
+def torch_env() -> str:
+    import torch
+
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
 def parser(doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--time-steps", type=int, default=128)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -30,7 +29,7 @@ from snnbench.runners import get_runner_class  # noqa: E402
 from snnbench.runners.nets.rockpool_net import DT, CanonicalSpike  # noqa: E402
 from snnbench.spec import init_weights  # noqa: E402
 
-from .common import alternate, parser, print_result, random_batch, rel_err, shd_case, summarize  # noqa: E402
+from .common import against_own_loop, parser, print_result, random_batch, rel_err, shd_case, torch_env  # noqa: E402
 
 
 def rockpool_model(case):
@@ -91,16 +90,14 @@ def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int
     grad_err = max(rel_err(lin.weight.grad.numpy().T * (scale if i == 4 else 1.0), got.grads[f"layers.{i}.weight"])
                    for lin, i in zip(linears(model), (0, 2, 4)))
     optimizer.zero_grad(set_to_none=True)
-    times = alternate({"adapter": lambda: adapter.train_step(xt, yt),
-                       "own": lambda: own_step(model, optimizer, xt, yt)}, rounds, steps)
-    return {**summarize(times), "loss_rel_err": rel_err(float(loss.detach()), got.loss), "grad_rel_err": grad_err}
+    return against_own_loop(lambda: adapter.train_step(xt, yt), lambda: own_step(model, optimizer, xt, yt),
+                            rounds, steps, own_loss=float(loss.detach()), adapter_loss=got.loss, grad_err=grad_err)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__).parse_args(argv)
     r = compare(args.time_steps, args.batch, args.rounds, args.steps)
-    print_result(r, args, "snnbench rockpool adapter", "Rockpool's own loop",
-                 f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print_result(r, args, "snnbench rockpool adapter", "Rockpool's own loop", torch_env())
     return 0
 
 

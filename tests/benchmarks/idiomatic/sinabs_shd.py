@@ -12,7 +12,6 @@ the same network. It checks equal loss and gradients on one batch, then times on
 
 from __future__ import annotations
 
-import numpy as np
 import sinabs
 import sinabs.layers as sl
 import torch
@@ -23,7 +22,7 @@ from snnbench.runners import get_runner_class
 from snnbench.runners.nets.sinabs_net import CanonicalReset, CanonicalSurrogate, tau_of
 from snnbench.spec import init_weights
 
-from .common import alternate, parser, print_result, random_batch, rel_err, shd_case, summarize
+from .common import against_own_loop, parser, print_result, random_batch, rel_err, shd_case, torch_env
 
 
 def sinabs_model(case) -> nn.Sequential:
@@ -76,16 +75,14 @@ def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int
     loss.backward()
     grad_err = max(rel_err(model[i].weight.grad.numpy(), got.grads[f"layers.{i}.weight"]) for i in (0, 2, 4))
     model.zero_grad(set_to_none=True)
-    times = alternate({"adapter": lambda: adapter.train_step(xt, yt),
-                       "own": lambda: own_step(model, optimizer, xt, yt)}, rounds, steps)
-    return {**summarize(times), "loss_rel_err": rel_err(float(loss.detach()), got.loss), "grad_rel_err": grad_err}
+    return against_own_loop(lambda: adapter.train_step(xt, yt), lambda: own_step(model, optimizer, xt, yt),
+                            rounds, steps, own_loss=float(loss.detach()), adapter_loss=got.loss, grad_err=grad_err)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser(__doc__).parse_args(argv)
     r = compare(args.time_steps, args.batch, args.rounds, args.steps)
-    print_result(r, args, "snnbench sinabs adapter", "Sinabs' own loop",
-                 f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print_result(r, args, "snnbench sinabs adapter", "Sinabs' own loop", torch_env())
     return 0
 
 

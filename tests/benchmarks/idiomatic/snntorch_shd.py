@@ -23,7 +23,7 @@ from torch import nn
 from snnbench.runners import get_runner_class
 from snnbench.spec import init_weights
 
-from .common import alternate, parser, print_result, random_batch, rel_err, shd_case, summarize
+from .common import against_own_loop, parser, print_result, random_batch, rel_err, shd_case, torch_env
 
 
 class TutorialNet(nn.Module):
@@ -80,9 +80,8 @@ def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int
     if compiled:  # compile both before the clock (the adapter compiles in prepare_batch)
         adapter.prepare_batch(x, y)
         own_step(model, optimizer, xt, yt)
-    times = alternate({"adapter": lambda: adapter.train_step(xt, yt),
-                       "own": lambda: own_step(model, optimizer, xt, yt)}, rounds, steps)
-    return {**summarize(times), "loss_rel_err": rel_err(float(loss.detach()), got.loss), "grad_rel_err": grad_err}
+    return against_own_loop(lambda: adapter.train_step(xt, yt), lambda: own_step(model, optimizer, xt, yt),
+                            rounds, steps, own_loss=float(loss.detach()), adapter_loss=got.loss, grad_err=grad_err)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     r = compare(args.time_steps, args.batch, args.rounds, args.steps, args.compile)
     suffix = " (torch.compile)" if args.compile else ""
     print_result(r, args, f"snnbench snntorch{'-compile' if args.compile else ''} adapter",
-                 f"snnTorch tutorial loop{suffix}", f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+                 f"snnTorch tutorial loop{suffix}", torch_env())
     return 0
 
 
