@@ -704,6 +704,12 @@ def with_spiking_layers(case: Case, **fields: Any) -> Case:
     return dataclasses.replace(case, network=dataclasses.replace(case.network, layers=layers))
 
 
+def with_reset_attached(case: Case) -> Case:
+    """``case`` with the reset's gradient attached on every spiking layer (frameworks whose reset
+    always passes gradient through the spike: Spyx, Rockpool, BrainPy)."""
+    return with_spiking_layers(case, detach_reset=False)
+
+
 def with_reset(case: Case, old: str, new: str) -> Case:
     """``case`` with reset ``new`` on every spiking layer whose reset is ``old``."""
     layers = tuple(dataclasses.replace(layer, reset=new) if layer.spiking and layer.reset == old else layer

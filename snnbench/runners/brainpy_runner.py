@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import Case, with_spiking_layers
+from ..spec import Case, with_reset_attached
 from .base import Deviation, RunnerInfo, Support, package_present
 from .jax_common import JaxRunnerBase
 
@@ -64,7 +64,7 @@ class BrainPyRunner(JaxRunnerBase):
     def deviations(self, case: Case) -> list[Deviation]:
         if any(layer.spiking and layer.detach_reset for layer in case.network.layers):
             return [Deviation("reset gradient not detached (BrainPy's soft reset; spec: detach_reset true)",
-                              _reset_attached)]
+                              with_reset_attached)]
         return []
 
     def info(self) -> RunnerInfo:
@@ -113,7 +113,3 @@ class BrainPyRunner(JaxRunnerBase):
         from .nets.brainpy_net import from_params
 
         return from_params(params)
-
-
-def _reset_attached(case: Case) -> Case:
-    return with_spiking_layers(case, detach_reset=False)

@@ -28,7 +28,7 @@ Not expressed (skipped): ``reset: zero`` and ``none``, ``cuba_lif``, ``learn_bet
 
 from __future__ import annotations
 
-from ..spec import Case, with_reset, with_spiking_layers
+from ..spec import Case, with_reset, with_reset_attached
 from .base import Deviation, RunnerInfo, Support, package_present
 from .torch_common import TorchRunnerBase
 
@@ -82,13 +82,9 @@ def rockpool_deviations(case: Case) -> list[Deviation]:
         found.append(Deviation("reset subtracts the threshold before the decay (spec: subtract; Rockpool "
                                "computes subtract_decayed)", _decayed))
     if any(layer.detach_reset for layer in spiking):
-        found.append(Deviation("reset gradient not detached (spec: detach_reset true)", _attached))
+        found.append(Deviation("reset gradient not detached (spec: detach_reset true)", with_reset_attached))
     return found
 
 
 def _decayed(case: Case) -> Case:
     return with_reset(case, "subtract", "subtract_decayed")
-
-
-def _attached(case: Case) -> Case:
-    return with_spiking_layers(case, detach_reset=False)

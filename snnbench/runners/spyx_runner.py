@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import Case, LayerSpec, with_spiking_layers
+from ..spec import Case, LayerSpec, with_reset_attached, with_spiking_layers
 from .base import Deviation, RunnerInfo, Support
 from .jax_common import JaxRunnerBase
 
@@ -90,7 +90,7 @@ class SpyxRunner(JaxRunnerBase):
             devs.append(Deviation("spikes one step late per spiking layer (Spyx fires on v_{t-1})",
                                   _spikes_from_previous))
         if any(layer.detach_reset for layer in spiking):
-            devs.append(Deviation("reset not detached", _reset_attached))
+            devs.append(Deviation("reset not detached", with_reset_attached))
         return devs
 
     # ------------------------------------------------------------------------------- model
@@ -226,9 +226,6 @@ class SpyxRunner(JaxRunnerBase):
 def _spikes_from_previous(case: Case) -> Case:
     return with_spiking_layers(case, spike_from="previous")
 
-
-def _reset_attached(case: Case) -> Case:
-    return with_spiking_layers(case, detach_reset=False)
 
 
 def _nhwc(shape: tuple[int, ...]) -> tuple[int, ...]:
