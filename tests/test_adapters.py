@@ -14,7 +14,7 @@ from snnbench.spec import init_weights, parse_suite
 from .conftest import assert_spyx_is_the_reference_delayed, tiny_network_yaml
 
 ADAPTERS = ["torch", "torch-compile", "snntorch", "snntorch-compile", "norse", "norse-compile", "spyx",
-            "spikingjelly", "sinabs", "rockpool", "brainpy"]
+            "spikingjelly", "sinabs", "rockpool", "rockpool-jax", "brainpy"]
 
 
 def make_case(surrogate="superspike", slope=1.0, reset="subtract", T=16, **network_over):
@@ -59,7 +59,9 @@ def test_attached_reset_is_expressed(name):
 
 @pytest.mark.parametrize("name, declared", [
     ("spikingjelly", ["soft reset subtracts the threshold before the decay"]),
-    ("rockpool", ["reset subtracts the threshold before the decay", "reset gradient not detached"])])
+    ("rockpool", ["reset subtracts the threshold before the decay", "reset gradient not detached"]),
+    ("rockpool-jax", ["reset subtracts the threshold before the decay", "reset gradient not detached",
+                      "surrogate is Rockpool's step_pwl"])])
 def test_soft_reset_frameworks_declare_and_prove_their_reset(name, declared):
     """On the canonical subtract reset these frameworks compute subtract_decayed (Rockpool also with
     the reset attached): the gate measures the difference and proves the declaration."""
@@ -104,6 +106,43 @@ def test_rockpool_computes_its_own_reset_exactly():
     need("rockpool")
     res = parity.compare(make_case(reset="subtract_decayed", T=32, detach_reset=False), "rockpool", batch=8)
     assert res["status"] == "pass", parity.summary(res)
+
+
+ROCKPOOL_JAX_SURROGATE = "surrogate is Rockpool's step_pwl, 1/threshold for v >= threshold - 0.5 (spec: superspike slope 1)"
+
+
+@pytest.mark.parametrize("neuron, extra", [("lif", {}), ("cuba_lif", {"alpha": 0.7}), ("if", {})])
+def test_rockpool_jax_forward_is_exact_and_only_its_surrogate_differs(neuron, extra):
+    """On its own reset (subtract_decayed, attached) LIFJax computes the spec's lif (vanishing
+    synaptic time constant), cuba_lif (its synapse) and if exactly; the gradients differ only by
+    the step_pwl surrogate it hard-codes, which the proof reproduces."""
+    need("rockpool-jax")
+    case = make_case(reset="subtract_decayed", T=32, detach_reset=False, **extra)
+    layers = tuple(replace(layer, type=neuron) if layer.type == "lif" else layer for layer in case.network.layers)
+    case = replace(case, network=replace(case.network, layers=layers))
+    res = parity.compare(case, "rockpool-jax", batch=8)
+    assert res["status"] == "deviates", parity.summary(res)
+    assert res["deviations"] == [ROCKPOOL_JAX_SURROGATE]
+    assert res["checks"]["spikes_identical"] and res["checks"]["readout"] and res["checks"]["loss"]
+    assert res["spikes"][0]["spikes_ref"] > 0 and res["readout_max_rel_err"] < 1e-5
+    assert not res["checks"]["grads"]  # the surrogate's difference is real
+    assert res["proof"]["agrees"] and res["proof"]["max_grad_norm_rel_err"] < 1e-5
+
+
+def test_rockpool_jax_surrogate_follows_the_threshold():
+    """step_pwl's derivative is 1/threshold: at threshold 0.7 the proof must use slope 1/0.7."""
+    need("rockpool-jax")
+    res = parity.compare(make_case(reset="subtract_decayed", T=32, detach_reset=False, threshold=0.7),
+                         "rockpool-jax", batch=8)
+    assert res["status"] == "deviates" and res["proof"]["agrees"], parity.summary(res)
+
+
+def test_rockpool_jax_refuses_spiking_layers_with_different_thresholds():
+    cls = need("rockpool-jax")
+    case = make_case()
+    layers = tuple(replace(layer, threshold=0.8) if i == 3 else layer for i, layer in enumerate(case.network.layers))
+    ok = cls().supports(replace(case, network=replace(case.network, layers=layers)))
+    assert not ok.ok and "different thresholds" in ok.reason, ok.reason
 
 
 def test_spikingjelly_surrogates_map_to_its_builtins():
@@ -203,6 +242,9 @@ def test_unsupported_specs_are_refused_with_a_reason(name):
     ("rockpool", make_case(reset="zero"), "reset zero is not implemented"),
     ("rockpool", make_case(learn_beta=True), "trainable decays"),
     ("sinabs", replace(make_case(), spec=replace(make_case().spec, dtype="bfloat16")), "dtype bfloat16"),
+    ("rockpool-jax", make_case(reset="zero"), "reset zero is not implemented"),
+    ("rockpool-jax", make_case(learn_beta=True), "trainable decays"),
+    ("rockpool-jax", replace(make_case(), spec=replace(make_case().spec, dtype="bfloat16")), "dtype bfloat16"),
     ("brainpy", make_case(reset="zero"), "reset zero is not implemented"),
     ("brainpy", make_case(learn_beta=True), "trainable decays"),
     ("brainpy", replace(make_case(), spec=replace(make_case().spec, dtype="float16")), "dtype float16"),

@@ -242,8 +242,9 @@ def test_brainpy_conv_net_deviates_only_by_its_attached_reset():
     assert sum(s["flips"] for s in res["spikes"]) == 0 and all(s["spikes_ref"] > 0 for s in res["spikes"])
 
 
-def test_rockpool_skips_the_conv_net():
-    cls = need("rockpool")
+@pytest.mark.parametrize("name", ["rockpool", "rockpool-jax"])
+def test_rockpool_skips_the_conv_net(name):
+    cls = need(name)
     ok = cls().supports(conv_case(T=8))
     assert not ok.ok and "conv2d is not mapped to Rockpool" in ok.reason
 

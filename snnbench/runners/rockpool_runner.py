@@ -78,7 +78,7 @@ def rockpool_deviations(case: Case) -> list[Deviation]:
     """What Rockpool's LIF (torch and JAX) computes instead of the spec's subtract / detached reset."""
     spiking = [layer for layer in case.network.layers if layer.spiking]
     found = []
-    if any(layer.reset == "subtract" and layer.type == "lif" for layer in spiking):
+    if any(layer.reset == "subtract" and layer.type in ("lif", "cuba_lif") for layer in spiking):
         found.append(Deviation("reset subtracts the threshold before the decay (spec: subtract; Rockpool "
                                "computes subtract_decayed)", _decayed))
     if any(layer.detach_reset for layer in spiking):

@@ -4,9 +4,9 @@ it is. Each check first requires the two to compute the same network (equal loss
 one batch), prints both figures, and fails when the adapter's training step is more than 10% slower.
 
 Full size (T 128, B 128): ``python -m tests.benchmarks.idiomatic.<framework>_shd`` for norse,
-snntorch, spikingjelly, sinabs, rockpool, brainpy; ``--compile`` for norse-compile and snntorch-compile.
-The JAX framework (brainpy) is compared per epoch (its adapter compiles a whole epoch; BrainPy's own
-loop calls a compiled step per batch)."""
+snntorch, spikingjelly, sinabs, rockpool, rockpool_jax, brainpy; ``--compile`` for norse-compile and
+snntorch-compile. The JAX frameworks (brainpy, rockpool-jax) are compared per epoch (their adapters
+compile a whole epoch; the frameworks' own loops call a compiled step per batch)."""
 
 import importlib
 
@@ -25,13 +25,21 @@ CHECKS = [
     # brainpy at the suite's own size: at T 64 B 64 the two loops are level (adapter / own 0.99-1.14 over six
     # runs, medians of alternated epochs of 16 batches), too close to the bound for a shared CI machine
     ("brainpy_shd", "brainpy", False, 128, 128),
+    ("rockpool_jax_shd", "rockpool", False, 64, 64),
     ("snntorch_shd", "snntorch", True, 32, 32),
     ("norse_shd", "norse", True, 32, 32),
 ]
 
+#: how far "the same network" may differ (loss, weight gradients; relative): rounding only, except where
+#: the framework's own network folds an input scale into its weights (Rockpool's LIFJax decays its
+#: input, so the tutorial net carries 1/alpha in the weights where the adapter scales the current):
+#: membrane inputs then round differently and a few of ~1M neuron-steps flip at the threshold
+#: (measured: loss 5e-5, gradients 1e-3). A real difference is far outside (a dropped bias: loss 17%).
+SAME = {"rockpool_jax_shd": (1e-4, 1e-2)}
+
 
 @pytest.mark.parametrize("script, package, compiled, T, B", CHECKS,
-                         ids=[f"{c[1]}{'-compile' if c[2] else ''}" for c in CHECKS])
+                         ids=[c[0].replace("_shd", "").replace("_", "-") + ("-compile" if c[2] else "") for c in CHECKS])
 def test_adapter_is_no_slower_than_the_frameworks_own_loop(script, package, compiled, T, B):
     if importlib.util.find_spec(package) is None:
         pytest.skip(f"{package} is not installed")
@@ -40,8 +48,9 @@ def test_adapter_is_no_slower_than_the_frameworks_own_loop(script, package, comp
     # compiled steps are ~5 ms here: longer samples (more steps each) keep timer and scheduler noise out
     r = module.compare(time_steps=T, batch=B, rounds=7 if compiled else 5, steps=6 if compiled else 2, **kwargs)
     own = r.get("own_ms", r.get("norse_ms"))
-    name = package + ("-compile" if compiled else "")
+    name = script.replace("_shd", "").replace("_", "-") + ("-compile" if compiled else "")
     print(f"\n{name}, T {T}, B {B}: adapter {r['adapter_ms']:.2f} ms, the framework's own loop {own:.2f} ms per "
           f"training step -> {r['ratio']:.3f}x (bound {BOUND})")
-    assert r["loss_rel_err"] <= 1e-6 and r["grad_rel_err"] <= 1e-5  # the same network
+    loss_tol, grad_tol = SAME.get(script, (1e-6, 1e-5))
+    assert r["loss_rel_err"] <= loss_tol and r["grad_rel_err"] <= grad_tol  # the same network
     assert r["ratio"] <= BOUND, r

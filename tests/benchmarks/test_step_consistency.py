@@ -20,7 +20,7 @@ from .conftest import built, shd_case
 # The compiled twins of snnTorch and Norse are held by their full-size run records and by
 # test_idiomatic / test_compiled_vs_eager (each of their cold compiles costs a minute here).
 RUNNERS = ["reference", "spyx", "torch", "torch-compile", "snntorch", "norse", "spikingjelly", "sinabs", "rockpool",
-           "brainpy"]
+           "rockpool-jax", "brainpy"]
 
 
 def _dataset(case, n: int, seed: int) -> SpikeDataset:

@@ -11,9 +11,13 @@ in the forward pass; its derivative is replaced by ``surrogate_grad(name, x, slo
 | triangular       | max(0, 1 - slope * abs(x))                            | 1               |
 | boxcar           | 1 if abs(x) < 1 / slope else 0                        | 1               |
 | straight_through | 1                                                     | 1               |
+| rockpool_pwl     | slope if x >= -0.5 else 0 (one-sided, no upper end)   | slope           |
 
 ``arctan`` with slope 2 is snnTorch's default ``atan()``; ``superspike`` with slope 25 is snnTorch's
-``fast_sigmoid()``; ``sigmoid`` with slope 4 is SpikingJelly's default.
+``fast_sigmoid()``; ``sigmoid`` with slope 4 is SpikingJelly's default. ``rockpool_pwl`` with slope
+``1 / threshold`` is the derivative Rockpool's ``LIFJax`` hard-codes (its ``step_pwl``); it is not a
+suite choice (the spec does not accept it), only the reference's configuration for proving that
+runner's declared deviation.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def surrogate_grad(name: str, x: jax.Array, slope: float) -> jax.Array:
         return (jnp.abs(x) < 1.0 / slope).astype(x.dtype)
     if name == "straight_through":
         return jnp.ones_like(x)
+    if name == "rockpool_pwl":
+        return slope * (x >= -0.5).astype(x.dtype)
     raise ValueError(f"unknown surrogate {name!r}")
 
 

@@ -13,11 +13,14 @@ import numpy as np
 from snnbench.spec import parse_suite
 
 
-def shd_case(time_steps: int = 128, batch: int = 128, hidden: int = 128, channels: int = 128):
-    """The ``shd`` suite's network (two LIF layers, LI readout, SuperSpike slope 1, detached reset)."""
-    net = {"neuron": {"beta": 0.9, "threshold": 1.0}, "surrogate": {"name": "superspike", "slope": 1.0},
-           "layers": [{"type": "linear", "out": hidden}, {"type": "lif"}, {"type": "linear", "out": hidden},
-                      {"type": "lif"}, {"type": "linear", "out": 20}, {"type": "li"}]}
+def shd_case(time_steps: int = 128, batch: int = 128, hidden: int = 128, channels: int = 128,
+             neuron: str = "lif", **neuron_fields):
+    """The ``shd`` suite's network (two LIF layers, LI readout, SuperSpike slope 1, detached reset);
+    ``neuron`` and ``neuron_fields`` change the hidden layers' type and defaults (e.g. ``cuba_lif``)."""
+    net = {"neuron": {"beta": 0.9, "threshold": 1.0, **neuron_fields},
+           "surrogate": {"name": "superspike", "slope": 1.0},
+           "layers": [{"type": "linear", "out": hidden}, {"type": neuron}, {"type": "linear", "out": hidden},
+                      {"type": neuron}, {"type": "linear", "out": 20}, {"type": "li"}]}
     return parse_suite({"suite": "idiomatic", "defaults": {"time_steps": time_steps, "batch": batch,
                                                             "channels": channels, "lr": 2e-3},
                         "network": net, "cases": [{"id": "shd"}]}, "idiomatic.yaml").cases[0]
