@@ -85,6 +85,10 @@ def _median_ci(row: dict[str, Any], metric: str, fmt: str = "{:.3g}") -> str:
     return e(fmt.format(v)) + ci + flag
 
 
+def _accuracy_flag(text: str | None) -> str:
+    return f' <span class="warn" title="{e(text)}">below ref</span>' if text else ""
+
+
 SUMMARY_COLUMNS = ["case", "runner", "version", "status", "epoch s [95% CI]", "x ref", "compile s",
                    "fwd ms", "fwd+bwd ms [95% CI]", "per call", "fwd+bwd / floor", "batch / step", "test acc",
                    "time to acc", "peak RSS", "parity"]
@@ -120,7 +124,7 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             _cell(_num(r.get("fwdbwd_ms_per_call"), "{:.3g}"), r.get("fwdbwd_ms_per_call")),
             _cell(_num(r.get("fwdbwd_ms_floor"), "{:.2f}x"), r.get("fwdbwd_ms_floor")),
             _consistency_cell(r.get("step_consistency")),
-            _cell(_num(None if acc is None else 100 * acc, "{:.1f}%"), acc),
+            _cell(_num(None if acc is None else 100 * acc, "{:.1f}%") + _accuracy_flag(r.get("accuracy_flag")), acc),
             _cell(_num(r.get("tta_s"), "{:.1f} s") or ("not reached" if r.get("curve") else ""), r.get("tta_s")),
             _cell(_num(None if not r.get("peak_rss_bytes") else r["peak_rss_bytes"] / 2**30, "{:.2f} GiB"),
                   r.get("peak_rss_bytes")),
@@ -134,7 +138,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             f'worker\'s time for the workload\'s matrix products alone (1.0 = no overhead above the GEMMs); '
             f'batch / step: the epoch\'s time per batch (optimizer and data included) divided by fwd+bwd per '
             f'step, the same work measured twice (flagged outside 1/1.3..1.3); '
-            f'time to acc: training seconds, compile included, until test accuracy first '
+            f'test acc: "below ref" more than 2 points under the reference\'s (hover: by how much, and the runner\'s '
+            f'declared deviations); time to acc: training seconds, compile included, until test accuracy first '
             f'reached {100 * target:.0f}%; peak RSS: the job\'s largest phase peak. Click a header to sort.</p>')
     return (f'<div class="box"><table class="sortable summary"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{note}')

@@ -8,6 +8,9 @@ from typing import Any
 
 #: time metrics, where lower is better and a comparison may flag a slowdown
 TIME_METRICS = ("epoch_s", "compile_s", "fwd_ms", "fwdbwd_ms")
+#: a runner whose test accuracy is further than this below the reference's (same case, same run) is
+#: flagged: its speed is then not a like-for-like figure without the reason next to it
+ACCURACY_TOLERANCE = 0.02
 
 
 def time_to_accuracy(record: dict[str, Any], target: float, compile_s: float | None) -> float | None:
@@ -89,7 +92,23 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
         for metric in ("epoch_s", "fwdbwd_ms"):
             if ref and row.get(metric) and ref.get(metric):
                 row[f"{metric}_vs_ref"] = row[metric] / ref[metric]
+        if ref and row is not ref and row.get("accuracy") is not None and ref.get("accuracy") is not None:
+            row["accuracy_vs_ref"] = row["accuracy"] - ref["accuracy"]
+            row["accuracy_flag"] = accuracy_flag(row, ref["accuracy"])
     return out
+
+
+def accuracy_flag(row: dict[str, Any], ref_accuracy: float) -> str:
+    """Why ``row``'s test accuracy is more than :data:`ACCURACY_TOLERANCE` below the reference's
+    ("" when it is not): the gap, and the runner's declared deviations from its parity record,
+    which are the explanation to look at first (a different surrogate trains differently)."""
+    gap = ref_accuracy - row["accuracy"]
+    if gap <= ACCURACY_TOLERANCE:
+        return ""
+    text = f"test accuracy {100 * gap:.1f} points below the reference's {100 * ref_accuracy:.1f}%"
+    if row.get("parity") == "deviates" and row.get("parity_detail"):
+        return f"{text}; declared deviations: {row['parity_detail']}"
+    return f"{text}; no declared deviation explains it"
 
 
 
@@ -130,7 +149,8 @@ def data_parallel_scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def results_table(records: list[dict[str, Any]]):
     """A rich Table of :func:`summary_rows`: epoch time and its ratio to the reference, fwd and
     fwd+bwd per step, fwd+bwd over the GEMM floor, the epoch's time per batch over the fwd+bwd time
-    per step ("batch/step", ``!`` where they disagree), accuracy, the job's peak RSS, parity."""
+    per step ("batch/step", ``!`` where they disagree), accuracy (``!`` more than 2 points below the
+    reference's; the reason column then says why), the job's peak RSS, parity."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -144,10 +164,11 @@ def results_table(records: list[dict[str, Any]]):
             escape(r["case"]), escape(r["runner"]), r["status"], _num(r.get("compile_s"), 2),
             _num(r.get("epoch_s"), 3), ratio,
             _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2), _num(r.get("fwdbwd_ms_floor"), 2), agree,
-            f"{100 * r['accuracy']:.1f}%" if r.get("accuracy") is not None else "-",
+            (f"{100 * r['accuracy']:.1f}%" + (" !" if r.get("accuracy_flag") else "")) if r.get("accuracy") is not None
+            else "-",
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
             r.get("parity") or "-",
-            escape((r.get("reason") or "")[:80]),
+            escape((r.get("reason") or r.get("accuracy_flag") or "")[:80]),
         )
     return table
 
