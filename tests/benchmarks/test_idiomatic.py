@@ -45,8 +45,12 @@ def test_adapter_is_no_slower_than_the_frameworks_own_loop(script, package, comp
         pytest.skip(f"{package} is not installed")
     module = importlib.import_module(f"tests.benchmarks.idiomatic.{script}")
     kwargs = {"compiled": True} if compiled else {}
-    # compiled steps are ~5 ms here: longer samples (more steps each) keep timer and scheduler noise out
-    r = module.compare(time_steps=T, batch=B, rounds=7 if compiled else 5, steps=6 if compiled else 2, **kwargs)
+    # Longer samples (more steps each) keep timer and scheduler noise out: compiled steps are ~5 ms here, and
+    # snnTorch's eager adapter sits ~5% above its tutorial loop, where 5 x 2 steps once read 1.10+ in CI.
+    # The JAX checks time whole epochs of 16 batches per step: 5 x 2 is already seconds per sample.
+    per_epoch = script in ("brainpy_shd", "rockpool_jax_shd")
+    rounds, steps = (5, 2) if per_epoch else (7, 6) if compiled else (7, 4)
+    r = module.compare(time_steps=T, batch=B, rounds=rounds, steps=steps, **kwargs)
     own = r.get("own_ms", r.get("norse_ms"))
     name = script.replace("_shd", "").replace("_", "-") + ("-compile" if compiled else "")
     print(f"\n{name}, T {T}, B {B}: adapter {r['adapter_ms']:.2f} ms, the framework's own loop {own:.2f} ms per "
