@@ -31,7 +31,7 @@ from snnbench.runners import get_runner_class
 from snnbench.runners.nets.brainpy_net import CanonicalSurrogate, lif_constants
 from snnbench.spec import init_weights
 
-from .common import alternate, parser, print_result, random_batch, rel_err, shd_case, summarize
+from .common import alternate, per_epoch_main, random_batch, rel_err, shd_case, summarize
 
 
 class TutorialSNN(brainstate.nn.Module):
@@ -128,14 +128,7 @@ def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__)
-    p.add_argument("--batches", type=int, default=16, help="batches per epoch")
-    args = p.parse_args(argv)
-    args.steps = 1
-    r = compare(args.time_steps, args.batch, args.rounds, 1, args.batches)
-    print_result(r, args, "brainpy adapter, epoch / batches", "BrainPy's own loop, epoch / batches",
-                 f"jax {jax.__version__}, {jax.devices()[0].platform}")
-    return 0
+    return per_epoch_main(__doc__, compare, "brainpy adapter, epoch / batches", "BrainPy's own loop, epoch / batches", argv)
 
 
 if __name__ == "__main__":

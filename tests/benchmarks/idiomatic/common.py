@@ -93,3 +93,18 @@ def print_result(r: dict[str, float], args: argparse.Namespace, adapter: str, ow
     print(f"  {adapter:<34} {r['adapter_ms']:8.2f} ms   {' '.join(f'{t:.1f}' for t in r['adapter_samples_ms'])}")
     print(f"  {own:<34} {r['own_ms']:8.2f} ms   {' '.join(f'{t:.1f}' for t in r['own_samples_ms'])}")
     print(f"  {'adapter / own loop':<34} {r['ratio']:8.3f}   (above 1.10: the adapter is too slow)")
+
+
+def per_epoch_main(doc: str, compare: Callable[..., dict[str, float]], adapter: str, own: str,
+                   argv: list[str] | None = None) -> int:
+    """Command line of a per-epoch comparison (the JAX frameworks'): ``compare(time_steps, batch,
+    rounds, steps, batches)`` with one epoch per timed sample, printed with :func:`print_result`."""
+    import jax
+
+    p = parser(doc)
+    p.add_argument("--batches", type=int, default=16, help="batches per epoch")
+    args = p.parse_args(argv)
+    args.steps = 1
+    r = compare(args.time_steps, args.batch, args.rounds, 1, args.batches)
+    print_result(r, args, adapter, own, f"jax {jax.__version__}, {jax.devices()[0].platform}")
+    return 0

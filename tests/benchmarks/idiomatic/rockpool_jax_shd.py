@@ -37,7 +37,7 @@ from snnbench.runners import get_runner_class  # noqa: E402
 from snnbench.runners.nets.rockpool_jax_net import DT, tau  # noqa: E402
 from snnbench.spec import init_weights  # noqa: E402
 
-from .common import alternate, parser, print_result, random_batch, rel_err, shd_case, summarize  # noqa: E402
+from .common import alternate, per_epoch_main, random_batch, rel_err, shd_case, summarize  # noqa: E402
 
 ALPHA, BETA = 0.9, 0.9
 
@@ -127,14 +127,7 @@ def compare(time_steps: int = 128, batch: int = 128, rounds: int = 5, steps: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__)
-    p.add_argument("--batches", type=int, default=16, help="batches per epoch")
-    args = p.parse_args(argv)
-    args.steps = 1
-    r = compare(args.time_steps, args.batch, args.rounds, 1, args.batches)
-    print_result(r, args, "rockpool-jax adapter, epoch / batches", "Rockpool's own loop, epoch / batches",
-                 f"jax {jax.__version__}, {jax.devices()[0].platform}")
-    return 0
+    return per_epoch_main(__doc__, compare, "rockpool-jax adapter, epoch / batches", "Rockpool's own loop, epoch / batches", argv)
 
 
 if __name__ == "__main__":
