@@ -2,8 +2,9 @@
 the training loop as a PyTorch user writes it, the timing hooks.
 
 An adapter subclasses :class:`TorchRunnerBase` and provides ``make_model(case)`` (an ``nn.Module``
-whose ``forward(x [T, B, C])`` returns ``(spikes per spiking layer [T, B, N], readout [T, B, O])``, or
-the same batch-major with ``batch_major = True``)
+whose ``forward(x [T, B, C], record_spikes=False)`` returns ``(spikes per spiking layer [T, B, N],
+readout [T, B, O])``, or the same batch-major with ``batch_major = True``; the spikes only when
+``record_spikes``, else ``[]``: training and evaluation never read them, only the parity forward does)
 and ``param_names()`` (canonical name -> parameter path in that module). Module classes live in
 :mod:`.nets`, the canonical surrogates in :mod:`.torchmath.spike`.
 
@@ -222,7 +223,7 @@ class TorchRunnerBase(Runner):
         xt, _ = self._to_device(x, np.zeros(len(x)))
         self.model.eval()
         with torch.no_grad():
-            spikes, readout = self.model(xt)
+            spikes, readout = self.model(xt, record_spikes=True)
         batch_first = (lambda a: a) if self.batch_major else (lambda a: np.swapaxes(a, 0, 1))
         return ForwardResult(spikes=[batch_first(s.cpu().numpy()) for s in spikes],
                              readout=batch_first(readout.cpu().numpy()))

@@ -71,8 +71,8 @@ class OverTime(nn.Module):
 
 
 class NorseNet(nn.Module):
-    """``forward(x [T, B, C]) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``; module
-    ``layers.{i}`` holds spec layer ``i``."""
+    """``forward(x [T, B, C], record_spikes) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``;
+    module ``layers.{i}`` holds spec layer ``i``."""
 
     def __init__(self, net: NetworkSpec):
         super().__init__()
@@ -100,7 +100,7 @@ class NorseNet(nn.Module):
                 layers.append(nn.Sequential(InputScale(1.0 / (1.0 - beta)), OverTime(cell, state_type)))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x):
+    def forward(self, x, record_spikes: bool = False):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
         T, B = x.shape[:2]
         h, spikes = x.reshape(T, B, *self.in_shapes[0]), []
@@ -114,6 +114,6 @@ class NorseNet(nn.Module):
                 continue
             h, _state = module(h)
             if layer.type == "li":
-                return spikes, h
+                return (spikes if record_spikes else []), h
             spikes.append(h.flatten(2))  # [T, B, n], canonical (C, H, W) order
-        return spikes, spikes[-1]  # no LI readout: the last spike train is the output
+        return (spikes if record_spikes else []), spikes[-1]  # no LI readout: the last spike train is the output

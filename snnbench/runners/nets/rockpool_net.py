@@ -44,8 +44,8 @@ class Readout(nn.Module):
 
 
 class RockpoolNet(nn.Module):
-    """``forward(x [B, T, C]) -> (spikes per spiking layer [B, T, n], readout [B, T, O])``; module
-    ``layers.{i}`` holds spec layer ``i``. Rockpool's neuron parameters (``tau_mem``, ``threshold``,
+    """``forward(x [B, T, C], record_spikes) -> (spikes per spiking layer [B, T, n], readout [B, T, O])``;
+    module ``layers.{i}`` holds spec layer ``i``. Rockpool's neuron parameters (``tau_mem``, ``threshold``,
     ``bias``) are frozen: constants of the spec."""
 
     def __init__(self, net: NetworkSpec):
@@ -67,7 +67,7 @@ class RockpoolNet(nn.Module):
             if not name.endswith(("weight", "bias")) or not isinstance(self.layers[int(name.split(".")[1])], nn.Linear):
                 p.requires_grad_(False)
 
-    def forward(self, x):
+    def forward(self, x, record_spikes: bool = False):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [B, T, C], got {tuple(x.shape)}"
         h, spikes = x, []
         for spec, module in zip(self.spec.layers, self.layers):
@@ -76,8 +76,8 @@ class RockpoolNet(nn.Module):
                 continue
             if spec.type == "li":
                 module.syn.reset_state()
-                return spikes, module(h)
+                return (spikes if record_spikes else []), module(h)
             module.reset_state()  # Rockpool keeps batch 0's final state for the next call
             h = module(h)[0]
             spikes.append(h)
-        return spikes, spikes[-1]
+        return (spikes if record_spikes else []), spikes[-1]

@@ -60,8 +60,8 @@ def tau_of(beta: float) -> float:
 
 
 class SinabsNet(nn.Module):
-    """``forward(x [B, T, C]) -> (spikes per spiking layer [B, T, n], readout [B, T, O])``; module
-    ``layers.{i}`` holds spec layer ``i``. Sinabs' time constants are frozen (the spec's decays are
+    """``forward(x [B, T, C], record_spikes) -> (spikes per spiking layer [B, T, n], readout [B, T, O])``;
+    module ``layers.{i}`` holds spec layer ``i``. Sinabs' time constants are frozen (the spec's decays are
     constants)."""
 
     def __init__(self, net: NetworkSpec):
@@ -97,7 +97,7 @@ class SinabsNet(nn.Module):
             if not name.endswith(("weight", "bias")):
                 p.requires_grad_(False)  # tau_mem, spike_threshold: constants of the spec
 
-    def forward(self, x):
+    def forward(self, x, record_spikes: bool = False):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [B, T, C], got {tuple(x.shape)}"
         sinabs.reset_states(self)
         B, T = x.shape[:2]
@@ -109,7 +109,7 @@ class SinabsNet(nn.Module):
                 continue
             h = module(h)
             if spec.type == "li":
-                return spikes, h
+                return (spikes if record_spikes else []), h
             if spec.spiking:
                 spikes.append(h.flatten(2))  # [B, T, n], canonical (C, H, W) order
-        return spikes, spikes[-1]
+        return (spikes if record_spikes else []), spikes[-1]

@@ -29,8 +29,8 @@ def spike_grad(name: str, slope: float):
 
 
 class SnnTorchNet(nn.Module):
-    """``forward(x [T, B, C]) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``; module
-    ``layers.{i}`` holds spec layer ``i``."""
+    """``forward(x [T, B, C], record_spikes) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``;
+    module ``layers.{i}`` holds spec layer ``i``."""
 
     def __init__(self, net: NetworkSpec):
         super().__init__()
@@ -58,7 +58,7 @@ class SnnTorchNet(nn.Module):
                                         reset_mechanism=layer.reset, learn_beta=layer.learn_beta))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x):
+    def forward(self, x, record_spikes: bool = False):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
         kinds = self.kinds
         # Fresh state per sequence: an empty membrane makes snnTorch start from zeros.
@@ -86,5 +86,7 @@ class SnnTorchNet(nn.Module):
                         spk_rec[j].append(spk)
                         j += 1
                         h = spk
-        spikes = [torch.stack(s).flatten(2) for s in spk_rec]  # [T, B, n], canonical (C, H, W) order
-        return spikes, torch.stack(readout).flatten(2) if readout else spikes[-1]
+        # Stacking the per-step spikes is a copy (and, compiled, extra graph outputs: 5-10% of a training step
+        # at T 32 B 32): only the parity forward asks for them.
+        spikes = [torch.stack(s).flatten(2) for s in spk_rec] if record_spikes else []  # [T, B, n], (C, H, W) order
+        return spikes, torch.stack(readout).flatten(2) if readout else torch.stack(spk_rec[-1]).flatten(2)

@@ -48,8 +48,8 @@ class ScaledReadout(nn.Module):
 
 
 class SpikingJellyNet(nn.Module):
-    """``forward(x [T, B, C]) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``; module
-    ``layers.{i}`` holds spec layer ``i``."""
+    """``forward(x [T, B, C], record_spikes) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``;
+    module ``layers.{i}`` holds spec layer ``i``."""
 
     def __init__(self, net: NetworkSpec):
         super().__init__()
@@ -78,7 +78,7 @@ class SpikingJellyNet(nn.Module):
                                              surrogate_function=grad, detach_reset=spec.detach_reset, step_mode="m"))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x):
+    def forward(self, x, record_spikes: bool = False):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
         functional.reset_net(self)
         T, B = x.shape[:2]
@@ -86,7 +86,7 @@ class SpikingJellyNet(nn.Module):
         for spec, module in zip(self.spec.layers, self.layers):
             h = module(h)
             if spec.type == "li":
-                return spikes, h
+                return (spikes if record_spikes else []), h
             if spec.spiking:
                 spikes.append(h.flatten(2))  # [T, B, n], canonical (C, H, W) order
-        return spikes, spikes[-1]  # no LI readout: the last spike train is the output
+        return (spikes if record_spikes else []), spikes[-1]  # no LI readout: the last spike train is the output

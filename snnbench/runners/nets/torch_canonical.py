@@ -80,8 +80,8 @@ class ParallelNeuron(nn.Module):
 
 
 class CanonicalSNN(nn.Module):
-    """``forward(x [T, B, C]) -> (spikes per spiking layer [T, B, N], readout [T, B, O])``; module
-    ``layers.{i}`` holds spec layer ``i``, so parameter paths are the canonical weight names."""
+    """``forward(x [T, B, C], record_spikes) -> (spikes per spiking layer [T, B, N], readout [T, B, O])``;
+    module ``layers.{i}`` holds spec layer ``i``, so parameter paths are the canonical weight names."""
 
     def __init__(self, net: NetworkSpec):
         super().__init__()
@@ -102,7 +102,7 @@ class CanonicalSNN(nn.Module):
                 layers.append(Decay(layer.decay, n, layer.learn_beta))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x):
+    def forward(self, x, record_spikes: bool = False):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
         h, spikes = x, []
         T, B = x.shape[:2]
@@ -117,7 +117,7 @@ class CanonicalSNN(nn.Module):
             elif layer.type == "flatten":
                 pass
             elif layer.type == "li":
-                return spikes, P.lif_noreset_loop(h, module())
+                return (spikes if record_spikes else []), P.lif_noreset_loop(h, module())
             else:
                 if layer.type in PARALLEL_TYPES:
                     h = module.run(layer, h, self.surrogate, self.serial)
@@ -128,4 +128,4 @@ class CanonicalSNN(nn.Module):
                 if layer.spike_from == "previous":
                     h = delay_one_step(h)
                 spikes.append(h)
-        return spikes, spikes[-1]  # no LI readout: the last spike train is the output
+        return (spikes if record_spikes else []), spikes[-1]  # no LI readout: the last spike train is the output
