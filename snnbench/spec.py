@@ -76,6 +76,19 @@ LOSSES = ("mean", "max", "last")
 DATASETS = ("shd", "nmnist", "random", "cue")
 DEVICES = ("cpu", "gpu", "tpu", "auto")
 DTYPES = ("float32", "bfloat16", "float16")
+#: What a case's ``dtype`` means (mixed precision, as the JAX and PyTorch ecosystems define it).
+PRECISION = {
+    "float32": "everything in float32 (matrix products at full float32 precision, no TF32)",
+    "bfloat16": "mixed: float32 master weights and optimizer state; weight layers, membranes (they "
+                "accumulate in bfloat16), spikes and the readout trace computed in bfloat16; the readout's "
+                "time mean, the loss and the gradients applied to the weights in float32",
+    "float16": "as bfloat16 with float16, plus dynamic loss scaling: the loss is multiplied by a scale "
+               "(2^15 at first) before the backward pass, gradients are divided by it, a step whose "
+               "gradients are not finite is skipped and halves the scale, 2000 finite steps in a row double it",
+}
+#: float16 dynamic loss scaling, shared by every runner (see PRECISION)
+LOSS_SCALE_START = 2.0 ** 15
+LOSS_SCALE_PERIOD = 2000
 OPTIMIZERS = ("adam", "sgd")
 #: a suite name becomes a directory name under --out
 SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -14,6 +14,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+import numpy as np
+
 from ..data import DataSource, load_dataset
 from ..runners import get_runner_class
 from ..spec import Case, case_from_dict, init_weights
@@ -73,7 +75,17 @@ def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phas
     runner.build(case, job["device"], case.spec.seed)
     base["device"] = runner.device_label()
     runner.set_weights(init_weights(case.network, case.spec.seed))
+    phase[0] = "precision probe"
+    base["precision"] = precision_facts(runner, case)
     return runner, train, test
+
+
+def precision_facts(runner, case: Case) -> dict[str, Any]:
+    """What the runner really computes in (the spikes' dtype of a one-sample forward) and keeps its
+    weights in, beside what the case asked for (``spec.PRECISION``)."""
+    x = np.zeros((1, case.spec.time_steps, case.network.inputs), np.float32)
+    return {"requested": case.spec.dtype, "compute_dtype": runner.forward(x).dtype,
+            "weight_dtypes": runner.weight_dtypes(), "loss_scaling": runner.loss_scaling()}
 
 
 def execute(job: dict[str, Any], emit: Emit) -> None:

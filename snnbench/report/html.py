@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
-from ..results.summary import data_parallel_scaling
+from ..results.summary import data_parallel_scaling, precision_rows
 from .load import Run, flat_records, summary_rows
 
 CSS = """
@@ -237,6 +237,37 @@ def data_parallel_section(run: Run, rows: list[dict[str, Any]]) -> str:
             + _img(plots.data_parallel(points), "data-parallel throughput"))
 
 
+def precision_section(rows: list[dict[str, Any]]) -> str:
+    """Each runner at bfloat16 / float16 against its own float32: speed-ups, accuracy change, the
+    dtype it really computed in, parity against the reference at the same dtype."""
+    points = precision_rows(rows)
+    if not points:
+        return ""
+
+    def speedup(p: dict[str, Any], metric: str) -> str:
+        return _num(p.get(f"{metric}_speedup"), "{:.2f}x")
+
+    body = "".join(
+        f'<tr><td class="t">{e(p["case"])}</td><td class="t">{e(p["runner"])}</td><td class="t">{e(p["dtype"])}</td>'
+        f'<td class="t">{e(p.get("compute_dtype") or "-")}</td><td>{_num(p.get("epoch_s"))}</td>'
+        f'<td>{speedup(p, "epoch_s")}</td><td>{_num(p.get("fwdbwd_ms"))}</td><td>{speedup(p, "fwdbwd_ms")}</td>'
+        f'<td>{_num(None if p.get("accuracy") is None else 100 * p["accuracy"], "{:.1f}%")}</td>'
+        f'<td>{_num(p.get("accuracy_change"), "{:+.1f}")}</td><td class="t">{e(p.get("parity") or "-")}</td>'
+        f'<td class="t">{e(p["status"] if p["status"] != "ok" else "")} {e(p.get("reason", ""))}</td></tr>'
+        for p in points)
+    head = "".join(f"<th>{h}</th>" for h in ("epoch s", "epoch speed-up", "fwd+bwd ms", "fwd+bwd speed-up",
+                                              "test acc", "acc change (points)"))
+    return ("<h3>Precision</h3><p class=muted>Each runner at bfloat16 and float16 (mixed precision: float32 master "
+            "weights and optimizer state, compute and membranes in the low dtype, readout mean and loss in "
+            "float32, dynamic loss scaling for float16) against its own float32 run of the same case: speed-up "
+            "is float32 time / this time (above 1: faster). computes in: the spikes' dtype measured in the job. "
+            "Parity is against the reference at the same dtype, within four times the dtype's own rounding floor.</p>"
+            '<div class="box"><table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th>'
+            f'<th class="t">dtype</th><th class="t">computes in</th>{head}<th class="t">parity</th>'
+            f'<th class="t">status</th></tr></thead><tbody>{body}</tbody></table></div>'
+            + _img(plots.precision(points), "precision speed-up and accuracy"))
+
+
 def parity_section(run: Run) -> str:
     recs = [r for r in run.records if r.get("metric") == "parity"]
     if not recs:
@@ -246,7 +277,8 @@ def parity_section(run: Run) -> str:
                    f'<td class="t">{e(r.get("reason", ""))}</td></tr>' for r in recs)
     return ("<h3>Parity gate</h3><p class=muted>Same canonical weights and input batch as the reference, on the "
             "benchmarked device; spikes per layer, readout (1e-4), loss (1e-5), gradients (cosine 0.999, norm "
-            "1e-3). deviates: the runner's declared deviations are proven, the reference configured the same way "
+            "1e-3) at float32; at bfloat16 / float16 against the reference at that dtype, within four times the "
+            "dtype's own rounding floor (the reference at the dtype against itself at float32). deviates: the runner's declared deviations are proven, the reference configured the same way "
             "meets every tolerance; inconclusive: no input made every layer fire and every gradient non-zero, "
             "so the check could not have failed.</p>"
             '<table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th><th class="t">'
@@ -331,6 +363,7 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
                                             y_key="peak_mib", ylabel="peak memory (MiB)"), "memory vs T"))
             parts.append(sequence_tables(run, layer_points))
         parts.append(data_parallel_section(run, rows))
+        parts.append(precision_section(rows))
         parts.append(extrapolation_section(run))
         parts.append(parity_section(run))
         parts.append("<h3>Failures and skips</h3>" + problems(run))
@@ -418,7 +451,25 @@ def markdown(runs: list[Run], target_acc: float = 0.8) -> str:
                          f"{_num(r.get('epoch_s_vs_ref'), '{:.2f}x')} | {_num(r.get('fwdbwd_ms'))} | {acc} | "
                          f"{md(r.get('parity') or '')} |")
         lines.append("")
+        lines += precision_markdown(summary_rows(run.records, target_acc, run.name))
     return "\n".join(lines)
+
+
+def precision_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """The precision table (:func:`precision_rows`) as Markdown lines; none when the run has no low dtype."""
+    points = precision_rows(rows)
+    if not points:
+        return []
+    lines = ["### Precision (against each runner's own float32)", "",
+             "| case | runner | dtype | computes in | epoch s | speed-up | fwd+bwd ms | speed-up | test acc | "
+             "acc change | parity |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for p in points:
+        acc = f"{100 * p['accuracy']:.1f}%" if p.get("accuracy") is not None else ""
+        lines.append(f"| {md(p['case'])} | {md(p['runner'])} | {p['dtype']} | {md(p.get('compute_dtype') or '-')} | "
+                     f"{_num(p.get('epoch_s'))} | {_num(p.get('epoch_s_speedup'), '{:.2f}x')} | "
+                     f"{_num(p.get('fwdbwd_ms'))} | {_num(p.get('fwdbwd_ms_speedup'), '{:.2f}x')} | {acc} | "
+                     f"{_num(p.get('accuracy_change'), '{:+.1f}')} | {md(p.get('parity') or p['status'])} |")
+    return lines + [""]
 
 
 def write_report(runs: list[Run], out: Path, target_acc: float = 0.8) -> list[Path]:

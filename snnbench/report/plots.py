@@ -219,3 +219,34 @@ def data_parallel(points: list[dict[str, Any]]) -> bytes | None:
     ax.set_title("data-parallel throughput (dotted: linear scaling from one device)", fontsize=10)
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def precision(points: list[dict[str, Any]]) -> bytes | None:
+    """Per runner, bfloat16 and float16 against its own float32: training-epoch speed-up (left; the
+    fwd+bwd speed-up where a case has no epoch) and test-accuracy change in points (right).
+
+    ``points``: :func:`snnbench.results.summary.precision_rows` rows.
+    """
+    pts = [p for p in points if p.get("epoch_s_speedup") or p.get("fwdbwd_ms_speedup")]
+    if not pts:
+        return None
+    fig, (speed, acc) = _figure(9.0, 3.6, ncols=2)
+    labels = [plain(f"{p['runner']}\n{p['case']}") for p in pts]
+    values = [p.get("epoch_s_speedup") or p["fwdbwd_ms_speedup"] for p in pts]
+    hatches = ["//" if p["dtype"] == "float16" else "" for p in pts]
+    for i, (v, p, h) in enumerate(zip(values, pts, hatches)):
+        speed.bar(i, v, color=colour(p["runner"]), hatch=h, edgecolor="white")
+    speed.axhline(1.0, color="#444", linewidth=0.8)
+    speed.set_xticks(range(len(pts)), labels, rotation=60, ha="right", fontsize=6)
+    speed.set_ylabel("speed-up over own float32")
+    speed.set_title("speed-up (epoch, else fwd+bwd); hatched: float16", fontsize=9)
+    trained = [p for p in pts if p.get("accuracy_change") is not None]
+    for i, p in enumerate(trained):
+        acc.bar(i, p["accuracy_change"], color=colour(p["runner"]), hatch="//" if p["dtype"] == "float16" else "",
+                edgecolor="white")
+    acc.axhline(0.0, color="#444", linewidth=0.8)
+    acc.set_xticks(range(len(trained)), [plain(f"{p['runner']}\n{p['case']}") for p in trained], rotation=60,
+                   ha="right", fontsize=6)
+    acc.set_ylabel("test accuracy change (points)")
+    acc.set_title("accuracy vs own float32", fontsize=9)
+    return _png(fig)

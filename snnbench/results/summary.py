@@ -45,7 +45,10 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
         key = (r.get("suite", ""), r["case"], r["runner"])
         row = rows.setdefault(key, {"run": run, "suite": key[0], "case": key[1], "runner": key[2],
                                     "status": "ok", "reason": "", "framework": r.get("framework"),
-                                    "version": r.get("version"), "mode": r.get("mode")})
+                                    "version": r.get("version"), "mode": r.get("mode"),
+                                    "dtype": r.get("dtype", "float32"), "shape": r.get("shape") or {}})
+        if r.get("precision"):
+            row["precision"] = r["precision"]
         for k in ("framework", "version", "mode"):
             row[k] = row.get(k) or r.get(k)
         metric = r.get("metric")
@@ -110,6 +113,36 @@ def accuracy_flag(row: dict[str, Any], ref_accuracy: float) -> str:
         return f"{text}; declared deviations: {row['parity_detail']}"
     return f"{text}; no declared deviation explains it"
 
+
+
+def precision_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each runner at a low dtype against its own float32 (empty unless a run holds some): from
+    :func:`summary_rows`, a row per (case, runner) at bfloat16 / float16 whose float32 twin (same
+    suite, runner and shape: sizes, network, sweep group) is in the run, with speed-ups (float32
+    time / this time: above 1 is faster) of the epoch and of fwd+bwd, and the test accuracy change
+    in points."""
+    def twin_key(r: dict[str, Any]) -> tuple:
+        return r["suite"], r["runner"], repr(sorted(r["shape"].items()))
+
+    exact = {twin_key(r): r for r in rows if r.get("dtype") == "float32"}
+    out = []
+    for r in rows:
+        base = exact.get(twin_key(r)) if r.get("dtype", "float32") != "float32" else None
+        if base is None:
+            continue
+        point = {"case": r["case"], "runner": r["runner"], "dtype": r["dtype"], "status": r["status"],
+                 "reason": r.get("reason", ""), "parity": r.get("parity"),
+                 "compute_dtype": (r.get("precision") or {}).get("compute_dtype"),
+                 "epoch_s": r.get("epoch_s"), "epoch_s_fp32": base.get("epoch_s"),
+                 "fwdbwd_ms": r.get("fwdbwd_ms"), "fwdbwd_ms_fp32": base.get("fwdbwd_ms"),
+                 "accuracy": r.get("accuracy"), "accuracy_fp32": base.get("accuracy")}
+        for metric in ("epoch_s", "fwdbwd_ms"):
+            if point[metric] and point[f"{metric}_fp32"]:
+                point[f"{metric}_speedup"] = point[f"{metric}_fp32"] / point[metric]
+        if point["accuracy"] is not None and point["accuracy_fp32"] is not None:
+            point["accuracy_change"] = 100 * (point["accuracy"] - point["accuracy_fp32"])
+        out.append(point)
+    return out
 
 
 def data_parallel_scaling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -78,6 +78,9 @@ class ForwardResult:
 
     spikes: list[np.ndarray]  # per spiking layer, [B, T, N]
     readout: np.ndarray  # [B, T, O]
+    #: the dtype the spikes (so the membranes they came from) were computed in, before conversion to
+    #: float32 NumPy: how a test catches a runner that silently computes in float32 (spec.PRECISION)
+    dtype: str = "float32"
 
 
 @dataclass
@@ -149,6 +152,10 @@ class Runner(abc.ABC):
     resets: ClassVar[frozenset[str]] = frozenset({"subtract", "zero", "none"})
     #: why trainable per-neuron decays (``learn_beta``) cannot be expressed; "" where they can
     learn_beta_refusal: ClassVar[str] = ""
+    #: compute dtypes (the spec's ``dtype``, defined in :data:`snnbench.spec.PRECISION`) this runner implements
+    dtypes: ClassVar[frozenset[str]] = frozenset({"float32"})
+    #: why the other dtypes are refused; "" says only that they are not implemented
+    dtype_refusal: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ availability and support
     @classmethod
@@ -169,6 +176,8 @@ class Runner(abc.ABC):
 
     def supports(self, case: Case) -> Support:
         """Whether the runner can express ``case`` exactly (or with a declared deviation)."""
+        if case.spec.dtype not in self.dtypes:
+            return Support.no(f"dtype {case.spec.dtype}: {self.dtype_refusal or f'not implemented for {self.name}'}")
         for i, layer in enumerate(case.network.layers):
             if layer.is_neuron and layer.type not in self.neuron_types:
                 return Support.no(f"layer {i}: {layer.type} neurons are not implemented for {self.name}")
@@ -195,6 +204,14 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Load canonical parameters; also resets the optimizer state."""
+
+    def weight_dtypes(self) -> list[str]:
+        """The dtypes the trainable weights are held in (the optimizer's master copy), for records."""
+        return []
+
+    def loss_scaling(self) -> str:
+        """How the loss is scaled for the backward pass ("none" unless float16), for records."""
+        return "none"
 
     @abc.abstractmethod
     def forward(self, x: np.ndarray) -> ForwardResult:

@@ -44,11 +44,14 @@ from .jax_common import JaxRunnerBase
 class BrainPyRunner(JaxRunnerBase):
     name = "brainpy"
     framework = "brainpy"
-    requires = ("jax", "optax", "brainstate", "braintools", "brainpy")
+    requires = ("jax", "optax", "jmp", "brainstate", "braintools", "brainpy")
     extra = "brainpy"
     neuron_types = frozenset({"lif", "li"})
     resets = frozenset({"subtract", "subtract_decayed"})
     learn_beta_refusal = "trainable decays are not mapped to BrainPy"
+    dtype_refusal = ("measured (tests/test_precision.py): with its parameters and input cast to the low dtype, "
+                     "BrainPy's neurons still compute in float32 (their state variables are float32; the spikes come "
+                     "out float32), so it would not be mixed precision")
 
     @classmethod
     def available(cls) -> Support:
@@ -57,8 +60,6 @@ class BrainPyRunner(JaxRunnerBase):
         return found if found.ok else Support.no(f"{found.reason} (pip install 'snnbench[{cls.extra}]')")
 
     def supports(self, case: Case) -> Support:
-        if case.spec.dtype != "float32":
-            return Support.no(f"dtype {case.spec.dtype} not implemented for brainpy")
         return super().supports(case)
 
     def deviations(self, case: Case) -> list[Deviation]:

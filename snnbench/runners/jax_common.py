@@ -17,13 +17,41 @@ from typing import Any
 import numpy as np
 
 from ..data.staging import SpikeDataset, epoch_batches, pack
-from ..spec import Case, init_weights
+from ..spec import LOSS_SCALE_PERIOD, LOSS_SCALE_START, Case, init_weights
 from .base import EpochResult, EvalResult, ForwardResult, GemmFloor, GradResult, Runner, Support
 
 PLATFORMS = {"cpu": "cpu", "gpu": "gpu", "tpu": "tpu"}
 #: float32 matrix products at full float32 precision on every device: JAX's default lets a GPU use
 #: TF32 (10-bit mantissa) where PyTorch's does not, and the two would not compute the same thing.
 MATMUL_PRECISION = "highest"
+
+
+def precision_policy(dtype: str):
+    """The ``jmp`` policy of a spec dtype: float32 parameters, compute in ``dtype``, float32 outputs."""
+    import jax.numpy as jnp
+    import jmp
+
+    return jmp.Policy(param_dtype=jnp.float32, compute_dtype=jnp.dtype(dtype), output_dtype=jnp.float32)
+
+
+def initial_loss_scale(dtype: str) -> dict:
+    """The loss-scaling state carried in ``opt_state``: for float16 ``{"loss_scale", "counter"}``
+    (dynamic), otherwise empty (no scaling). Plain arrays, not ``jmp``'s object: its pytree
+    rebuilds itself through a check that ahead-of-time lowering's placeholders fail."""
+    import jax.numpy as jnp
+
+    if dtype != "float16":
+        return {}
+    return {"loss_scale": jnp.float32(LOSS_SCALE_START), "counter": jnp.int32(0)}
+
+
+def loss_scale_of(state: dict):
+    """The ``jmp`` loss scale of an :func:`initial_loss_scale` state (``NoOpLossScale`` when empty)."""
+    import jmp
+
+    if not state:
+        return jmp.NoOpLossScale()
+    return jmp.DynamicLossScale(state["loss_scale"], state["counter"], period=LOSS_SCALE_PERIOD)
 
 
 def jax_device(device: str):
@@ -179,11 +207,18 @@ class JaxRunnerBase(Runner):
     ``_build_model(case, seed)``, ``_apply(params, x [T, B, C]) -> NetOutput``,
     ``_to_params(canonical)``, ``_from_params(params)`` and, for parameters that must stay frozen,
     ``_grad_mask(params)`` (a pytree of 0/1 multipliers).
+
+    Precision (``spec.dtype``, defined in :data:`snnbench.spec.PRECISION`): the base casts the
+    float32 parameters and the input to the compute dtype before ``_apply`` (a ``jmp`` policy), takes
+    the readout back to float32 for the time mean and the loss, keeps parameters and optimizer state
+    in float32, and for float16 scales the loss dynamically (``opt_state`` is ``(optax state, loss
+    scale state)``; a step whose gradients are not finite is skipped). A runner lists the dtypes its
+    ``_apply`` computes in (its membranes follow their input's dtype) in ``dtypes``.
     """
 
     framework = "jax"
     #: packages that must import, and the extra that installs them
-    requires: tuple[str, ...] = ("jax", "optax")
+    requires: tuple[str, ...] = ("jax", "optax", "jmp")
     extra = "jax"
     device_memory_source = "jax Device.memory_stats()['peak_bytes_in_use']"
     #: trains data-parallel over ``spec.devices`` devices (the machinery is here; a runner opts in)
@@ -242,6 +277,15 @@ class JaxRunnerBase(Runner):
         """Like ``_apply`` but with every spiking layer's output (for parity); defaults to ``_apply``."""
         return self._apply(params, x)
 
+    def _mixed_apply(self, params, x):
+        """``_apply`` at the case's precision: parameters and input cast to the compute dtype."""
+        policy = self.policy
+        return self._apply(policy.cast_to_compute(params), policy.cast_to_compute(x))
+
+    def _mixed_apply_with_spikes(self, params, x):
+        policy = self.policy
+        return self._apply_with_spikes(policy.cast_to_compute(params), policy.cast_to_compute(x))
+
     def _to_params(self, weights: dict[str, np.ndarray]):
         raise NotImplementedError
 
@@ -281,11 +325,13 @@ class JaxRunnerBase(Runner):
         self.placement = Placement(jax_devices(device, case.spec.devices))
         self.device = self.placement.device
         self.unroll = self._unroll or self.default_unroll(self.device.platform)
+        self.policy = precision_policy(case.spec.dtype)
         self._build_model(case, seed)
-        mode, apply = case.spec.loss, self._apply
+        mode, run = case.spec.loss, self._mixed_apply
 
         def loss_fn(params, x, y):
-            logits = logits_from_readout(apply(params, x).readout, mode)
+            # the readout's time mean and the loss in float32, whatever the compute dtype
+            logits = logits_from_readout(run(params, x).readout.astype(jax.numpy.float32), mode)
             return cross_entropy(logits, y), (jax.numpy.argmax(logits, -1) == y).sum()
 
         self.loss_fn = loss_fn
@@ -295,24 +341,34 @@ class JaxRunnerBase(Runner):
         self.set_weights(init_weights(case.network, seed))
         mask = self._grad_mask(self.params)
         self._mask = None if mask is None else self.placement.put(mask)
-        self._fwd_spikes = jax.jit(self._apply_with_spikes)  # parity: dense input
+        self._fwd_spikes = jax.jit(self._mixed_apply_with_spikes)  # parity: dense input
         self._grad = jax.jit(self._value_and_grad)
         # Timing: the step's input as the training loop hands it over (packed bits, unpacked in the
         # program; measured on Spyx, a dense float input made the step 20% slower than in its epoch).
         # A timing-only case has no training loop: dense input, as every runner gets.
         self._packed_steps = case.spec.dataset != "random"
         to_x = unpack_time_major if self._packed_steps else (lambda x: x)
-        self._fwd = jax.jit(lambda params, xb: self._apply(params, to_x(xb)).readout)
+        self._fwd = jax.jit(lambda params, xb: self._mixed_apply(params, to_x(xb)).readout)
         self._grad_timed = jax.jit(lambda params, xb, y: self._value_and_grad(params, to_x(xb), y))
-        self._fwd_k = steps_in_one_program(lambda params, xb: self._apply(params, to_x(xb)).readout.sum())
+        self._fwd_k = steps_in_one_program(lambda params, xb: self._mixed_apply(params, to_x(xb)).readout.sum())
         self._grad_k = steps_in_one_program(lambda params, xb, y: self._value_and_grad(params, to_x(xb), y)[1])
         self._epoch = None
         self._eval = None
 
-    def _value_and_grad(self, params, x, y):
+    def _value_and_grad(self, params, x, y, loss_scale=None):
+        """``((loss, correct), grads)``; with a ``jmp`` loss scale the gradient is taken of the scaled
+        loss and unscaled (float32 gradients of the float32 master parameters either way)."""
         import jax
+        import jmp
 
-        (loss, correct), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(params, x, y)
+        scale = loss_scale or jmp.NoOpLossScale()
+
+        def scaled(params, x, y):
+            loss, correct = self.loss_fn(params, x, y)
+            return scale.scale(loss), (loss, correct)
+
+        (_, (loss, correct)), grads = jax.value_and_grad(scaled, has_aux=True)(params, x, y)
+        grads = scale.unscale(grads)
         if self._mask is not None:
             grads = jax.tree_util.tree_map(lambda g, m: g * m, grads, self._mask)
         return (loss, correct), grads
@@ -320,9 +376,19 @@ class JaxRunnerBase(Runner):
     def get_weights(self) -> dict[str, np.ndarray]:
         return self._from_params(self.params)
 
+    def weight_dtypes(self) -> list[str]:
+        import jax
+
+        return sorted({str(leaf.dtype) for leaf in jax.tree_util.tree_leaves(self.params)})
+
+    def loss_scaling(self) -> str:
+        if self.case.spec.dtype != "float16":
+            return "none"
+        return f"dynamic (jmp.DynamicLossScale: start {LOSS_SCALE_START:g}, period {LOSS_SCALE_PERIOD}, factor 2)"
+
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         self.params = self.placement.put(self._to_params(weights))
-        self.opt_state = self.optimizer.init(self.params)
+        self.opt_state = self.placement.put((self.optimizer.init(self.params), initial_loss_scale(self.case.spec.dtype)))
 
     # ------------------------------------------------------------------------------- one batch
     def _dense(self, x: np.ndarray, y: np.ndarray):
@@ -363,8 +429,9 @@ class JaxRunnerBase(Runner):
         xt, _ = self._dense(x, np.zeros(len(x)))
         out = self._fwd_spikes(self.params, xt)
         return ForwardResult(
-            spikes=[np.swapaxes(np.asarray(s), 0, 1) for s in out.spikes],
-            readout=np.swapaxes(np.asarray(out.readout), 0, 1),
+            spikes=[np.swapaxes(np.asarray(s, np.float32), 0, 1) for s in out.spikes],
+            readout=np.swapaxes(np.asarray(out.readout, np.float32), 0, 1),
+            dtype=str(out.spikes[0].dtype) if out.spikes else str(out.readout.dtype),
         )
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
@@ -406,6 +473,7 @@ class JaxRunnerBase(Runner):
 
     def _make_step(self):
         """One optimizer step on the samples ``idx [B]`` of the staged packed split (pure; both modes)."""
+        import jmp
         import optax
 
         shift = self.case.spec.augment_shift
@@ -419,9 +487,17 @@ class JaxRunnerBase(Runner):
             x = unpack_time_major(packed[idx])
             if shift:
                 x = shift_pixels(x, key, shift, image_shape) if len(image_shape) == 3 else shift_channels(x, key, shift)
-            (loss, correct), grads = value_and_grad(params, x, labels[idx])
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss, correct
+            inner, scale_state = opt_state
+            scale = loss_scale_of(scale_state)
+            (loss, correct), grads = value_and_grad(params, x, labels[idx], scale)
+            updates, new_inner = optimizer.update(grads, inner, params)
+            new_params = optax.apply_updates(params, updates)
+            if scale_state:  # float16: skip a step whose gradients overflowed, adjust the scale
+                finite = jmp.all_finite(grads)
+                new_params, new_inner = jmp.select_tree(finite, (new_params, new_inner), (params, inner))
+                scale = scale.adjust(finite)
+                scale_state = {"loss_scale": scale.loss_scale, "counter": scale.counter}
+            return new_params, (new_inner, scale_state), loss, correct
 
         return step
 
@@ -454,12 +530,12 @@ class JaxRunnerBase(Runner):
 
         from .reference.model import logits_from_readout
 
-        apply, mode, shard = self._apply, self.case.spec.loss, self.placement.shard_batch
+        run, mode, shard = self._mixed_apply, self.case.spec.loss, self.placement.shard_batch
 
         def evaluate(params, packed, labels, mask):
             def step(totals, batch):
                 p, y, m = (shard(a) for a in batch)
-                logits = logits_from_readout(apply(params, unpack_time_major(p)).readout, mode)
+                logits = logits_from_readout(run(params, unpack_time_major(p)).readout.astype(jnp.float32), mode)
                 logp = jax.nn.log_softmax(logits, axis=-1)
                 nll = -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
                 correct = (jnp.argmax(logits, -1) == y) & m
@@ -527,9 +603,10 @@ class JaxRunnerBase(Runner):
 
         shapes = gemm_shapes(self.case)
         key = jax.random.PRNGKey(0)
-        xs = [jax.device_put(jax.random.normal(key, (m, k), jnp.float32), self.device) for m, k, _ in shapes]
-        ws = [jax.device_put(jax.random.normal(key, (k, n), jnp.float32), self.device) for _, k, n in shapes]
-        gs = [jax.device_put(jax.random.normal(key, (m, n), jnp.float32), self.device) for m, _, n in shapes]
+        dt = self.policy.compute_dtype  # the floor at the case's compute dtype
+        xs = [jax.device_put(jax.random.normal(key, (m, k), dt), self.device) for m, k, _ in shapes]
+        ws = [jax.device_put(jax.random.normal(key, (k, n), dt), self.device) for _, k, n in shapes]
+        gs = [jax.device_put(jax.random.normal(key, (m, n), dt), self.device) for m, _, n in shapes]
         fwd = jax.jit(lambda xs, ws: [x @ w for x, w in zip(xs, ws)])
         fwdbwd = jax.jit(lambda xs, ws, gs: ([x @ w for x, w in zip(xs, ws)], [x.T @ g for x, g in zip(xs, gs)],
                                              [g @ w.T for g, w in zip(gs[1:], ws[1:])]))

@@ -33,7 +33,8 @@ deviation (gradients differ; forward is identical).
 keeps it one graph per mode.
 
 Not expressed (skipped): ``if`` (beta = 1 makes the input scale infinite), ``cuba_lif``,
-``learn_beta`` (Norse keeps ``tau_mem_inv`` in its parameter tuple), dtypes other than float32.
+``learn_beta`` (Norse keeps ``tau_mem_inv`` in its parameter tuple). bfloat16 and float16 run under
+autocast (its neurons follow the low dtype).
 """
 
 from __future__ import annotations

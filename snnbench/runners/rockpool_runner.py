@@ -41,6 +41,9 @@ class RockpoolRunner(TorchRunnerBase):
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed"})
     learn_beta_refusal = "trainable decays are not mapped to Rockpool"
+    dtypes = frozenset({"float32"})  # measured: tests/test_precision.py
+    dtype_refusal = ("under torch.autocast Rockpool's LIFTorch computes in float32 (its time constants, threshold "
+                     "and state are float32; the spikes come out float32), so it would not be mixed precision")
 
     @classmethod
     def available(cls) -> Support:

@@ -40,6 +40,9 @@ class SinabsRunner(TorchRunnerBase):
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed", "zero"})
     learn_beta_refusal = "trainable decays are not mapped to Sinabs"
+    dtypes = frozenset({"float32"})  # measured: tests/test_precision.py
+    dtype_refusal = ("under torch.autocast Sinabs' neurons compute in float32 (tau_mem, spike_threshold and v_mem are "
+                     "float32; the spikes come out float32), so it would not be mixed precision")
 
     @classmethod
     def available(cls) -> Support:

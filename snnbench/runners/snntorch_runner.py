@@ -36,6 +36,11 @@ from .torch_common import CompiledTorch, TorchRunnerBase
 
 class SnnTorchRunner(TorchRunnerBase):
     name = "snntorch"
+    # measured (tests/test_precision.py): snnTorch's Leaky holds beta, threshold and its membrane as float32
+    # buffers, so under autocast the membrane and spikes promote back to float32
+    dtypes = frozenset({"float32"})
+    dtype_refusal = ("under torch.autocast snnTorch's neurons compute in float32 (beta, threshold and the membrane "
+                     "are float32 buffers; the spikes come out float32), so it would not be mixed precision")
     framework = "snntorch"
     package = "snntorch"
 

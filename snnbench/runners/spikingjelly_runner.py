@@ -31,7 +31,8 @@ Spec mapping:
   exact ties differ (counted as flips by the parity gate).
 
 Not expressed (skipped): ``reset: none``, ``cuba_lif``, ``learn_beta`` (``ParametricLIFNode`` learns
-one decay per layer, the spec one per neuron), ``spike_from: previous``, dtypes other than float32.
+one decay per layer, the spec one per neuron), ``spike_from: previous``. bfloat16 and float16
+run under autocast (its neurons follow the low dtype).
 """
 
 from __future__ import annotations

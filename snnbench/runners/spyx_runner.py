@@ -58,14 +58,15 @@ def _activation(name: str, slope: float):
 class SpyxRunner(JaxRunnerBase):
     name = "spyx"
     framework = "spyx"
-    requires = ("jax", "optax", "flax", "spyx")
+    requires = ("jax", "optax", "jmp", "flax", "spyx")
     extra = "spyx"
     neuron_types = frozenset({"lif", "if", "li"})  # cuba_lif is not mapped to spyx.nn.CuBaLIF
     spike_timings = frozenset({"current", "previous"})  # previous exactly; current as a declared deviation
+    dtype_refusal = ("measured (tests/test_precision.py): with its parameters and input cast to the low dtype (a jmp "
+                     "policy), Spyx's neurons still compute in float32 (their state starts as float32; the spikes come "
+                     "out float32), so it would not be mixed precision")
 
     def supports(self, case: Case) -> Support:
-        if case.spec.dtype != "float32":
-            return Support.no(f"dtype {case.spec.dtype} not implemented for spyx")
         for i, layer in enumerate(case.network.layers):
             if layer.spiking and layer.reset != "subtract":
                 return Support.no(f"layer {i}: spyx LIF only resets by subtraction (spec: {layer.reset})")

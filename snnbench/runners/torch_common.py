@@ -12,6 +12,13 @@ Data path: the packed split stays in host memory; each batch is unpacked on the 
 the device, as a PyTorch user's DataLoader does, and that copy counts in the epoch time. Batches
 follow the permutation every runner shares (:func:`snnbench.data.staging.epoch_batches`).
 
+Precision (``spec.dtype``, :data:`snnbench.spec.PRECISION`): the model's forward runs under
+``torch.autocast`` at the compute dtype (float32 master weights and Adam state; matrix products and
+convolutions in the low dtype, element-wise neuron updates in their inputs' dtype), the readout's
+time mean and the loss in float32, and float16 with ``torch.amp.GradScaler``. Whether a
+framework's neurons then really compute in the low dtype is its own business: ``dtypes`` lists the
+ones a runner has been checked to honour (``forward`` reports the spikes' dtype).
+
 Modes: a training step runs the model in ``train()`` mode with gradients, evaluation and the
 forward timing in ``eval()`` mode under ``torch.no_grad()``, as PyTorch users do.
 
@@ -27,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..data.staging import SpikeDataset, epoch_batches, unpack
-from ..spec import Case, weight_shapes
+from ..spec import LOSS_SCALE_PERIOD, LOSS_SCALE_START, Case, weight_shapes
 from .base import EpochResult, EvalResult, ForwardResult, GemmFloor, GradResult, Runner, Support
 
 
@@ -80,6 +87,9 @@ class TorchRunnerBase(Runner):
     device_memory_source = "torch.cuda.max_memory_allocated since torch.cuda.reset_peak_memory_stats"
     #: the module takes and returns batch-major ``[B, T, ...]`` tensors (Sinabs, Rockpool), not time-major
     batch_major: bool = False
+    #: under autocast the canonical module's and these frameworks' neurons follow the low dtype;
+    #: the others declare what they do instead (``dtype_refusal``)
+    dtypes = frozenset({"float32", "bfloat16", "float16"})
 
     @classmethod
     def available(cls) -> Support:
@@ -107,8 +117,6 @@ class TorchRunnerBase(Runner):
         return self.dev.type
 
     def supports(self, case: Case) -> Support:
-        if case.spec.dtype != "float32":
-            return Support.no(f"dtype {case.spec.dtype} not implemented for {self.name}")
         if case.spec.augment_shift:
             return Support.no("on-device shift augmentation is implemented only in the JAX runners")
         return super().supports(case)
@@ -150,6 +158,18 @@ class TorchRunnerBase(Runner):
         self.model = self.make_model(case).to(self.dev)
         self.step_model = self.wrap_model(self.model)
         self._make_optimizer()
+        self.compute_dtype = getattr(torch, case.spec.dtype)
+        # GradScaler: float16 only (bfloat16 has float32's exponent range); the same schedule as the JAX runners
+        self.scaler = torch.amp.GradScaler(self.dev.type, init_scale=LOSS_SCALE_START, growth_factor=2.0,
+                                           backoff_factor=0.5, growth_interval=LOSS_SCALE_PERIOD,
+                                           enabled=case.spec.dtype == "float16")
+        self._autocast_on = case.spec.dtype != "float32"
+
+    def autocast(self):
+        """The precision context every forward runs in (a no-op at float32)."""
+        import torch
+
+        return torch.autocast(self.dev.type, dtype=self.compute_dtype, enabled=self._autocast_on)
 
     def _make_optimizer(self) -> None:
         import torch
@@ -167,6 +187,14 @@ class TorchRunnerBase(Runner):
         if not hasattr(self, "_shapes"):
             self._shapes = weight_shapes(self.case.network)
         return tensor.detach().cpu().numpy().astype(np.float32).reshape(self._shapes[name]).copy()
+
+    def weight_dtypes(self) -> list[str]:
+        return sorted({str(p.dtype).removeprefix("torch.") for p in self.model.parameters() if p.requires_grad})
+
+    def loss_scaling(self) -> str:
+        if not self.scaler.is_enabled():
+            return "none"
+        return f"dynamic (torch.amp.GradScaler: start {LOSS_SCALE_START:g}, growth interval {LOSS_SCALE_PERIOD}, factor 2)"
 
     def get_weights(self) -> dict[str, np.ndarray]:
         params = self._params()
@@ -195,8 +223,10 @@ class TorchRunnerBase(Runner):
     def _loss(self, x, y):
         import torch.nn.functional as F
 
-        _, readout = self.step_model(x)
-        logits = logits_from_readout(readout, self.case.spec.loss, self._time_axis)
+        with self.autocast():
+            _, readout = self.step_model(x)
+        # the readout's time mean and the loss in float32, whatever the compute dtype
+        logits = logits_from_readout(readout.float(), self.case.spec.loss, self._time_axis)
         return F.cross_entropy(logits, y), logits
 
     def prepare_batch(self, x: np.ndarray, y: np.ndarray) -> Any:
@@ -207,7 +237,7 @@ class TorchRunnerBase(Runner):
         import torch
 
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             return self.step_model(batch[0])[1]
 
     def fwdbwd_step(self, batch: Any) -> Any:
@@ -222,11 +252,12 @@ class TorchRunnerBase(Runner):
 
         xt, _ = self._to_device(x, np.zeros(len(x)))
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             spikes, readout = self.model(xt, record_spikes=True)
         batch_first = (lambda a: a) if self.batch_major else (lambda a: np.swapaxes(a, 0, 1))
-        return ForwardResult(spikes=[batch_first(s.cpu().numpy()) for s in spikes],
-                             readout=batch_first(readout.cpu().numpy()))
+        return ForwardResult(spikes=[batch_first(s.float().cpu().numpy()) for s in spikes],
+                             readout=batch_first(readout.float().cpu().numpy()),
+                             dtype=str(spikes[0].dtype if spikes else readout.dtype).removeprefix("torch."))
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> GradResult:
         self.model.train()
@@ -268,8 +299,11 @@ class TorchRunnerBase(Runner):
         """One optimizer step on a device batch ``x [T, B, C]``, ``y [B]``: ``(loss, logits)``."""
         self.optimizer.zero_grad(set_to_none=True)
         loss, logits = self._loss(x, y)
-        loss.backward()
-        self.optimizer.step()
+        # float16: the loss scaled, the gradients unscaled, a step with inf/NaN gradients skipped and the
+        # scale halved (a no-op pass-through at float32 and bfloat16)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         return loss, logits
 
     def train_epoch(self, epoch: int) -> EpochResult:
@@ -297,7 +331,9 @@ class TorchRunnerBase(Runner):
         correct = torch.zeros((), dtype=torch.long, device=self.dev)
         with torch.no_grad():
             for x, y, n_valid in self._batches(self.test, self._in_order(self.test)):
-                logits = logits_from_readout(self.step_model(x)[1], self.case.spec.loss, self._time_axis)[:n_valid]
+                with self.autocast():
+                    readout = self.step_model(x)[1]
+                logits = logits_from_readout(readout.float(), self.case.spec.loss, self._time_axis)[:n_valid]
                 nll += F.cross_entropy(logits, y[:n_valid], reduction="sum")
                 correct += (logits.argmax(-1) == y[:n_valid]).sum()
         n = len(self.test)
@@ -317,9 +353,10 @@ class TorchRunnerBase(Runner):
 
         g = torch.Generator(device="cpu").manual_seed(0)
         shapes = gemm_shapes(self.case)
-        xs = [torch.randn(m, k, generator=g).to(self.dev) for m, k, _ in shapes]
-        ws = [torch.randn(k, n, generator=g).to(self.dev) for _, k, n in shapes]
-        gs = [torch.randn(m, n, generator=g).to(self.dev) for m, _, n in shapes]
+        dt = self.compute_dtype  # the floor at the case's compute dtype (the GEMMs autocast runs)
+        xs = [torch.randn(m, k, generator=g).to(self.dev, dt) for m, k, _ in shapes]
+        ws = [torch.randn(k, n, generator=g).to(self.dev, dt) for _, k, n in shapes]
+        gs = [torch.randn(m, n, generator=g).to(self.dev, dt) for m, _, n in shapes]
 
         @torch.no_grad()
         def fwd():

@@ -11,8 +11,7 @@ Spec mapping: every field is expressed exactly (the module *is* the canonical eq
 :mod:`snnbench.spec` in PyTorch, ``spike_from: previous`` included). ``linear`` is ``nn.Linear`` applied to all ``T * B`` rows at once,
 ``conv2d`` is ``nn.Conv2d`` and ``maxpool`` is ``F.max_pool2d`` over all ``T * B`` images at once;
 neurons loop over time in Python; the surrogate is one ``torch.autograd.Function`` with the
-canonical formulas. Not expressed: dtypes other than float32 and on-device shift augmentation
-(skipped with that reason).
+canonical formulas. Not expressed: on-device shift augmentation (skipped with that reason).
 """
 
 from __future__ import annotations
@@ -52,7 +51,9 @@ class TorchRunner(TorchRunnerBase):
         try:
             with torch.no_grad():
                 for x, y, n_valid in self._batches(data, self._in_order(data)):
-                    logits = logits_from_readout(self.model(x)[1], self.case.spec.loss)[:n_valid]
+                    with self.autocast():
+                        readout = self.model(x)[1]
+                    logits = logits_from_readout(readout.float(), self.case.spec.loss)[:n_valid]
                     nll += float(torch.nn.functional.cross_entropy(logits, y[:n_valid], reduction="sum"))
                     correct += int((logits.argmax(-1) == y[:n_valid]).sum())
         finally:

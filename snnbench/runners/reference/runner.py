@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...data.staging import SpikeDataset
-from ...spec import RESETS, Case
-from ..base import EvalResult, ForwardResult, RunnerInfo, Support
+from ...spec import DTYPES, RESETS, Case
+from ..base import EvalResult, ForwardResult, RunnerInfo
 from ..jax_common import JaxRunnerBase, unpack_time_major
 
 
@@ -16,16 +16,12 @@ class ReferenceRunner(JaxRunnerBase):
     """The suite's yardstick: Haiku modules over the pure neuron functions of :mod:`.neurons`."""
 
     name = "reference"
-    requires = ("jax", "optax", "haiku")
+    requires = ("jax", "optax", "jmp", "haiku")
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn"})
     spike_timings = frozenset({"current", "previous"})
     resets = frozenset(RESETS)
     data_parallel = True  # spec.devices > 1: the batch sharded over a device mesh (jax_common.Placement)
-
-    def supports(self, case: Case) -> Support:
-        if case.spec.dtype != "float32":
-            return Support.no(f"dtype {case.spec.dtype} not implemented in the reference yet")
-        return super().supports(case)
+    dtypes = frozenset(DTYPES)  # a jmp policy in the base; the neurons follow their input's dtype
 
     def info(self) -> RunnerInfo:
         import haiku
@@ -62,7 +58,9 @@ class ReferenceRunner(JaxRunnerBase):
 
         @jax.jit
         def logits(params, packed):
-            return logits_from_readout(net.apply(params, unpack_time_major(packed)).readout, mode)
+            x = self.policy.cast_to_compute(unpack_time_major(packed))
+            readout = net.apply(self.policy.cast_to_compute(params), x).readout
+            return logits_from_readout(readout.astype(jax.numpy.float32), mode)
 
         B, correct, nll = self.case.spec.batch, 0, 0.0
         for start in range(0, len(data), B):
@@ -82,9 +80,12 @@ class ReferenceRunner(JaxRunnerBase):
             return None
         serial = make_network(self.case.network, unroll=self.unroll, serial=True)
         xt, _ = self._dense(x, np.zeros(len(x)))
-        out = jax.jit(serial.apply)(self.params, xt)
-        return ForwardResult(spikes=[np.swapaxes(np.asarray(s), 0, 1) for s in out.spikes],
-                             readout=np.swapaxes(np.asarray(out.readout), 0, 1))
+        out = jax.jit(self._cast_apply(serial))(self.params, xt)
+        return ForwardResult(spikes=[np.swapaxes(np.asarray(s, np.float32), 0, 1) for s in out.spikes],
+                             readout=np.swapaxes(np.asarray(out.readout, np.float32), 0, 1), dtype=str(out.readout.dtype))
+
+    def _cast_apply(self, net):
+        return lambda params, x: net.apply(self.policy.cast_to_compute(params), self.policy.cast_to_compute(x))
 
     def _to_params(self, weights):
         from .model import to_haiku
