@@ -88,3 +88,19 @@ def assert_spyx_is_the_reference_delayed(case, batch: int) -> None:
     np.testing.assert_array_equal(b.spikes[0][:, 1:], a.spikes[0][:, :-1])  # first layer: one step late
     np.testing.assert_array_equal(b.spikes[1][:, 2:], a.spikes[1][:, :-2])  # second layer: two steps late
     np.testing.assert_allclose(b.readout[:, 2:], a.readout[:, :-2], rtol=1e-4, atol=1e-5)
+
+
+def built(name: str, case):
+    """The registered runner ``name`` built on ``case`` on the CPU with the canonical initial weights;
+    the test skips with the runner's reason when its framework is missing."""
+    from snnbench.runners import get_runner_class
+    from snnbench.spec import init_weights
+
+    cls = get_runner_class(name)
+    ok = cls.available()
+    if not ok.ok:
+        pytest.skip(ok.reason)
+    runner = cls()
+    runner.build(case, "cpu", 0)
+    runner.set_weights(init_weights(case.network, 0))
+    return runner

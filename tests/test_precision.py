@@ -14,6 +14,7 @@ from snnbench.harness import parity
 from snnbench.runners import get_runner_class, registry
 from snnbench.spec import DTYPES, LOSS_SCALE_START, init_weights
 
+from .conftest import built
 from .test_adapters import make_case
 from .test_cli import snnbench
 
@@ -24,18 +25,6 @@ EAGER = [n for n in sorted(registry()) if not n.endswith("-compile")]
 
 def at(case, dtype):
     return replace(case, spec=replace(case.spec, dtype=dtype))
-
-
-def built(name, case):
-    """The registered runner ``name`` built on ``case`` with the canonical initial weights."""
-    cls = get_runner_class(name)
-    ok = cls.available()
-    if not ok.ok:
-        pytest.skip(ok.reason)
-    runner = cls()
-    runner.build(case, "cpu", 0)
-    runner.set_weights(init_weights(case.network, 0))
-    return runner
 
 
 def spiking_input(case, rate=0.3, seed=0):

@@ -277,14 +277,16 @@ class JaxRunnerBase(Runner):
         """Like ``_apply`` but with every spiking layer's output (for parity); defaults to ``_apply``."""
         return self._apply(params, x)
 
+    def _to_compute(self, params, x):
+        """``(params, x)`` in the case's compute dtype (the ``jmp`` policy; a no-op at float32)."""
+        return self.policy.cast_to_compute((params, x))
+
     def _mixed_apply(self, params, x):
-        """``_apply`` at the case's precision: parameters and input cast to the compute dtype."""
-        policy = self.policy
-        return self._apply(policy.cast_to_compute(params), policy.cast_to_compute(x))
+        """``_apply`` at the case's precision."""
+        return self._apply(*self._to_compute(params, x))
 
     def _mixed_apply_with_spikes(self, params, x):
-        policy = self.policy
-        return self._apply_with_spikes(policy.cast_to_compute(params), policy.cast_to_compute(x))
+        return self._apply_with_spikes(*self._to_compute(params, x))
 
     def _to_params(self, weights: dict[str, np.ndarray]):
         raise NotImplementedError

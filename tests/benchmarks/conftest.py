@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snnbench.runners import get_runner_class
-from snnbench.spec import init_weights, parse_suite
+from snnbench.spec import parse_suite
+
+from ..conftest import built  # noqa: F401  (the benchmarks import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINES = ROOT / "results" / "baselines"
@@ -51,17 +52,6 @@ def conv_case(T: int = 8, B: int = 16):
                       {"type": "flatten"}, {"type": "linear", "out": 10}, {"type": "li"}]}
     return parse_suite({"suite": "bench", "defaults": {"dataset": "nmnist", "time_steps": T, "batch": B},
                         "network": net, "cases": [{"id": "conv"}]}, "bench.yaml").cases[0]
-
-
-def built(name: str, case):
-    cls = get_runner_class(name)
-    ok = cls.available()
-    if not ok.ok:
-        pytest.skip(ok.reason)
-    runner = cls()
-    runner.build(case, "cpu", 0)
-    runner.set_weights(init_weights(case.network, 0))
-    return runner
 
 
 def spike_batch(case, seed: int = 0):

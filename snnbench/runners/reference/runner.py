@@ -58,8 +58,7 @@ class ReferenceRunner(JaxRunnerBase):
 
         @jax.jit
         def logits(params, packed):
-            x = self.policy.cast_to_compute(unpack_time_major(packed))
-            readout = net.apply(self.policy.cast_to_compute(params), x).readout
+            readout = net.apply(*self._to_compute(params, unpack_time_major(packed))).readout
             return logits_from_readout(readout.astype(jax.numpy.float32), mode)
 
         B, correct, nll = self.case.spec.batch, 0, 0.0
@@ -80,12 +79,9 @@ class ReferenceRunner(JaxRunnerBase):
             return None
         serial = make_network(self.case.network, unroll=self.unroll, serial=True)
         xt, _ = self._dense(x, np.zeros(len(x)))
-        out = jax.jit(self._cast_apply(serial))(self.params, xt)
+        out = jax.jit(lambda params, x: serial.apply(*self._to_compute(params, x)))(self.params, xt)
         return ForwardResult(spikes=[np.swapaxes(np.asarray(s, np.float32), 0, 1) for s in out.spikes],
                              readout=np.swapaxes(np.asarray(out.readout, np.float32), 0, 1), dtype=str(out.readout.dtype))
-
-    def _cast_apply(self, net):
-        return lambda params, x: net.apply(self.policy.cast_to_compute(params), self.policy.cast_to_compute(x))
 
     def _to_params(self, weights):
         from .model import to_haiku
