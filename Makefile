@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 ARGS   ?=
 
-.PHONY: run test bench bench-compare bench-baseline install-run install-test clean
+.PHONY: run test publish bench bench-compare bench-baseline install-run install-test clean
 
 # Speed baselines are kept per machine class (architecture, cores, GPU or not).
 MACHINE := $(shell uname -m)-$(shell nproc)cpu$(shell command -v nvidia-smi >/dev/null 2>&1 && echo -gpu)
@@ -49,6 +49,12 @@ run: $(VENV)/.frameworks
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest $(ARGS)
+
+# Published results: the profile's suites into results/<machine class>/, the page into
+# reports/<machine class>.html; the CPU profile also refreshes the README's headline table.
+PROFILE ?= cpu
+publish: $(VENV)/.frameworks
+	$(BIN)/snnbench publish --profile $(PROFILE) $(if $(filter cpu,$(PROFILE)),--readme README.md) $(ARGS)
 
 # Time snnbench's own speed (prints a table and the ratio guard's figure).
 bench: $(VENV)/.test-deps

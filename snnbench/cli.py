@@ -239,6 +239,64 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Run a publish profile's suites into results/<machine class>/ and render reports/<class>.html."""
+    import time
+
+    from .display import RunDisplay
+    from .harness.run import run_suite
+    from .publish import (headline_markdown, load_profile, machine_class, published_runs, replace_older,
+                          update_readme)
+    from .runners import parse_runner_list
+
+    profile = load_profile(args.profile)
+    wanted = [s.strip() for s in (args.suites or "").split(",") if s.strip()]
+    unknown = sorted(set(wanted) - {r.suite for r in profile.runs})
+    if unknown:
+        raise SnnbenchError(f"--suites: {unknown[0]!r} is not in profile {profile.name!r} "
+                            f"(its suites: {', '.join(r.suite for r in profile.runs)})")
+    plan = [r for r in profile.runs if not wanted or r.suite in wanted] if not args.render_only else []
+    name = args.machine_class or machine_class()
+    class_dir, page = Path(args.results) / name, Path(args.reports) / f"{name}.html"
+    readme = Path(args.readme) if args.readme else None
+    if readme is not None and not readme.is_file():
+        raise SnnbenchError(f"--readme {readme}: no such file")
+    loaded = [(r, r.load()) for r in plan]
+    runs = [(r, s, parse_runner_list(r.runners, s.runners)) for r, s in loaded]  # all checked before any runs
+    console = _console()
+    for item, suite, runners in runs:
+        started = time.monotonic()
+        display = RunDisplay(console, resuming=False, quick=item.quick, suite_name=suite.name,
+                             n_cases=len(suite.cases), n_runners=len(runners))
+        try:
+            run_dir = run_suite(suite, runners, class_dir, command=f"snnbench publish --profile {profile.name}",
+                                quick=item.quick, on_event=display.on_event, on_start=display.on_start,
+                                executor=_executor(args))
+        except KeyboardInterrupt:
+            display.stop()
+            print(f"snnbench: interrupted; the finished suites' runs are kept in {class_dir}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            display.stop()
+        manifest = run_dir.manifest()
+        manifest["publish"] = {"profile": profile.name, "machine_class": name, "trims": dict(item.trims),
+                               "cases": item.cases, "wall_s": round(time.monotonic() - started, 1)}
+        run_dir.write_manifest(manifest)
+        for old in replace_older(class_dir, run_dir.path):
+            console.print(f"replaced {old}", markup=False, highlight=False)
+        console.print(f"{suite.name}: {run_dir.path} in {(time.monotonic() - started) / 60:.1f} min",
+                      markup=False, highlight=False)
+    paths = published_runs(class_dir)
+    if not paths:
+        raise SnnbenchError(f"{class_dir} holds no run to render")
+    _write_report(paths, str(page), 0.8, console)
+    if readme is not None:
+        table = headline_markdown(page.with_suffix(".md").read_text(encoding="utf-8"))
+        update_readme(readme, table, str(page.with_suffix(".md")))
+        console.print(f"updated the headline table in {readme}", markup=False, highlight=False)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -340,6 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("new")
     cmp_.add_argument("--threshold", default="5%", help="slowdown that fails, e.g. 5%% (default)")
     cmp_.set_defaults(func=cmd_compare)
+
+    pub = sub.add_parser("publish", help="run a publish profile into results/<machine class>/ and render "
+                                         "reports/<machine class>.html")
+    pub.add_argument("--profile", default="cpu", help="suites/publish/NAME.yaml or a YAML path (default: cpu)")
+    pub.add_argument("--suites", help="comma-separated suites of the profile to (re)run (default: all of them)")
+    pub.add_argument("--machine-class", help="folder name under results/ (default: arch-Ncpu[-gpu model])")
+    pub.add_argument("--results", default="results", help="parent of the machine-class folder (default: results)")
+    pub.add_argument("--reports", default="reports", help="where the page goes (default: reports)")
+    pub.add_argument("--readme", help="README whose headline block gets the page's SHD table")
+    pub.add_argument("--render-only", action="store_true", help="run nothing: re-render the class's runs")
+    pub.set_defaults(func=cmd_publish, executor=None, ray_address=None, ray_cpus_per_job=None, ray_ship_data=None)
 
     lst = sub.add_parser("list", help="list suites or runners")
     lst.add_argument("what", choices=["suites", "runners"])
