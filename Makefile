@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 ARGS   ?=
 
-.PHONY: run test publish bench bench-compare bench-baseline install-run install-test clean
+.PHONY: run test publish install-gpu bench bench-compare bench-baseline install-run install-test clean
 
 # Speed baselines are kept per machine class (architecture, cores, GPU or not).
 MACHINE := $(shell uname -m)-$(shell nproc)cpu$(shell command -v nvidia-smi >/dev/null 2>&1 && echo -gpu)
@@ -40,6 +40,18 @@ $(VENV)/.frameworks: $(VENV)/.run-deps
 $(VENV)/.test-deps: $(VENV)/.frameworks
 	$(BIN)/pip install -q -e '.[all,ray,dev]'
 	touch $@
+
+# A GPU machine: CUDA torch first, its CUDA libraries frozen as constraints, then CUDA jax and every
+# framework under them (README: GPU install). Not run by CI (no GPU there).
+TORCH_GPU ?= torch==2.11.0
+TORCH_GPU_INDEX ?= https://download.pytorch.org/whl/cu130
+install-gpu: $(BIN)/python
+	$(BIN)/pip install -q '$(TORCH_GPU)' --index-url $(TORCH_GPU_INDEX)
+	$(BIN)/pip freeze | grep -i -E '^(torch|triton|nvidia-[a-z0-9-]+)==' > $(VENV)/cuda-pins.txt
+	$(BIN)/pip install -q -c $(VENV)/cuda-pins.txt -e '.[all,gpu,dev]'
+	$(BIN)/pip install -q --no-deps 'norse==1.1.0' 'nirtorch>=2' 'spikingjelly==2.0.0' 'sinabs==3.1.3' 'rockpool==3.1.0'
+	$(BIN)/python -c "import torch, jax; print('torch', torch.__version__, torch.cuda.is_available(), '| jax', jax.__version__, jax.devices())"
+	touch $(VENV)/.run-deps $(VENV)/.frameworks $(VENV)/.test-deps
 
 install-run: $(VENV)/.frameworks
 install-test: $(VENV)/.test-deps

@@ -270,7 +270,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                              n_cases=len(suite.cases), n_runners=len(runners))
         try:
             run_dir = run_suite(suite, runners, class_dir, command=f"snnbench publish --profile {profile.name}",
-                                quick=item.quick, on_event=display.on_event, on_start=display.on_start,
+                                quick=item.quick, data_dir=args.data_dir, on_event=display.on_event, on_start=display.on_start,
                                 executor=_executor(args))
         except KeyboardInterrupt:
             display.stop()
@@ -406,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--machine-class", help="folder name under results/ (default: arch-Ncpu[-gpu model])")
     pub.add_argument("--results", default="results", help="parent of the machine-class folder (default: results)")
     pub.add_argument("--reports", default="reports", help="where the page goes (default: reports)")
+    pub.add_argument("--data-dir", help="directory holding the real SHD / N-MNIST (default: synthetic data)")
     pub.add_argument("--readme", help="README whose headline block gets the page's SHD table")
     pub.add_argument("--render-only", action="store_true", help="run nothing: re-render the class's runs")
     pub.set_defaults(func=cmd_publish, executor=None, ray_address=None, ray_cpus_per_job=None, ray_ship_data=None)
