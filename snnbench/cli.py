@@ -282,6 +282,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         manifest["publish"] = {"profile": profile.name, "machine_class": name, "trims": dict(item.trims),
                                "cases": item.cases, "wall_s": round(time.monotonic() - started, 1)}
         run_dir.write_manifest(manifest)
+        (run_dir.path / ".lock").unlink(missing_ok=True)  # the writer's lock: nothing to publish
         for old in replace_older(class_dir, run_dir.path):
             console.print(f"replaced {old}", markup=False, highlight=False)
         console.print(f"{suite.name}: {run_dir.path} in {(time.monotonic() - started) / 60:.1f} min",
