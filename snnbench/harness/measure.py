@@ -2,7 +2,8 @@
 
 * ``fwd`` / ``fwdbwd``: one batch per call (``per_call``), then ``K`` distinct batches per call
   dispatched the way the runner's training loop dispatches its steps (one compiled program for the
-  JAX runners, the Python loop for the eager ones), divided by ``K``. The per-step figure is the
+  JAX runners whose epoch is one program, one compiled call per step for those that loop, the Python
+  loop for the eager ones), divided by ``K``. The per-step figure is the
   record's value: it is what a training step costs. Minor page faults and kernel time go with
   every sample of both.
 * ``gemm_floor``: the workload's matrix products alone, in the runner's framework.

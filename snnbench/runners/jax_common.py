@@ -407,7 +407,11 @@ class JaxRunnerBase(Runner):
         return self.placement.put_batch((pack(x), np.asarray(y, np.int32)))  # [B, T/8, C] as staged
 
     def prepare_batches(self, xs: np.ndarray, ys: np.ndarray) -> Any:
+        """``K`` batches as the training loop runs them: stacked for one ``lax.scan`` program (epoch
+        mode ``scan``), or a list of single batches, one compiled call each (epoch mode ``loop``)."""
         assert xs.ndim == 4 and xs.shape[3] == self.case.network.inputs, f"expected [K, B, T, C], got {xs.shape}"
+        if self._epoch_mode() == "loop":
+            return [self.prepare_batch(x, y) for x, y in zip(xs, ys)]
         labels = self.placement.put_batch(np.asarray(ys, np.int32), axis=1)  # [K, B]
         if self._packed_steps:
             return self.placement.put_batch(np.stack([pack(x) for x in xs]), axis=1), labels  # [K, B, T/8, C]
@@ -422,9 +426,13 @@ class JaxRunnerBase(Runner):
         return loss, grads
 
     def fwd_steps(self, batches: Any) -> Any:
+        if isinstance(batches, list):  # loop mode: every call's result is waited on, not only the last
+            return [self.fwd_step(batch) for batch in batches]
         return self._fwd_k(self.params, batches[0])
 
     def fwdbwd_steps(self, batches: Any) -> Any:
+        if isinstance(batches, list):
+            return [self.fwdbwd_step(batch) for batch in batches]
         return self._grad_k(self.params, *batches)
 
     def forward(self, x: np.ndarray) -> ForwardResult:
