@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BASE_TAG = "localhost/snnbench-test-base:bookworm"
 IMAGE_TAG = "localhost/snnbench-test:cpu"
-BASE_PACKAGES = "python3,python3-venv,ca-certificates"
+BASE_PACKAGES = "python3,python3-venv,ca-certificates,passwd"
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = []
@@ -115,6 +115,13 @@ def cpu_image(podman_env, base_image, tmp_path_factory) -> str:
         cmd += ["--volume", mount]
     _run(cmd + [str(REPO)], podman_env, 2400, log)
     return IMAGE_TAG
+
+
+def test_the_base_image_runs_python_with_the_runtime_set_by_the_test(podman_env, base_image):
+    out = subprocess.run(["podman", "run", "--rm", "--network", "none", base_image, "python3", "-c",
+                          "import sys, venv; print(sys.version_info[:2])"],
+                         env=podman_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "(3, 11)", out.stdout + out.stderr
 
 
 def test_cpu_image_lists_every_cpu_runner_available(podman_env, cpu_image, tmp_path):
