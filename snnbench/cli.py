@@ -239,14 +239,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
-    """Run a publish profile's suites into results/<machine class>/ and render reports/<class>.html."""
+def _publish_suite(item, suite, runners, class_dir: Path, profile: str, machine: str, data_dir, console) -> None:
+    """Run one suite of a publish profile into ``class_dir``; the run replaces the class's older one."""
     import time
 
     from .display import RunDisplay
+    from .harness.executor import LocalExecutor
     from .harness.run import run_suite
-    from .publish import (headline_markdown, load_profile, machine_class, published_runs, replace_older,
-                          update_readme)
+    from .publish import replace_older
+
+    started = time.monotonic()
+    display = RunDisplay(console, resuming=False, quick=item.quick, suite_name=suite.name,
+                         n_cases=len(suite.cases), n_runners=len(runners))
+    try:
+        run_dir = run_suite(suite, runners, class_dir, command=f"snnbench publish --profile {profile}",
+                            quick=item.quick, data_dir=data_dir, on_event=display.on_event,
+                            on_start=display.on_start, executor=LocalExecutor())
+    finally:
+        display.stop()
+    manifest = run_dir.manifest()
+    manifest["publish"] = {"profile": profile, "machine_class": machine, "trims": dict(item.trims),
+                           "cases": item.cases, "wall_s": round(time.monotonic() - started, 1)}
+    run_dir.write_manifest(manifest)
+    (run_dir.path / ".lock").unlink(missing_ok=True)  # the writer's lock: nothing to publish
+    for old in replace_older(class_dir, run_dir.path):
+        console.print(f"replaced {old}", markup=False, highlight=False)
+    console.print(f"{suite.name}: {run_dir.path} in {(time.monotonic() - started) / 60:.1f} min",
+                  markup=False, highlight=False)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Run a publish profile's suites into results/<machine class>/ and render reports/<class>.html."""
+    from .publish import headline_markdown, load_profile, machine_class, published_runs, update_readme
     from .runners import parse_runner_list
 
     profile = load_profile(args.profile)
@@ -265,28 +289,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
     runs = [(r, s, parse_runner_list(r.runners, s.runners)) for r, s in loaded]  # all checked before any runs
     console = _console()
     for item, suite, runners in runs:
-        started = time.monotonic()
-        display = RunDisplay(console, resuming=False, quick=item.quick, suite_name=suite.name,
-                             n_cases=len(suite.cases), n_runners=len(runners))
         try:
-            run_dir = run_suite(suite, runners, class_dir, command=f"snnbench publish --profile {profile.name}",
-                                quick=item.quick, data_dir=args.data_dir, on_event=display.on_event, on_start=display.on_start,
-                                executor=_executor(args))
+            _publish_suite(item, suite, runners, class_dir, profile.name, name, args.data_dir, console)
         except KeyboardInterrupt:
-            display.stop()
             print(f"snnbench: interrupted; the finished suites' runs are kept in {class_dir}", file=sys.stderr)
             return EXIT_INTERRUPTED
-        finally:
-            display.stop()
-        manifest = run_dir.manifest()
-        manifest["publish"] = {"profile": profile.name, "machine_class": name, "trims": dict(item.trims),
-                               "cases": item.cases, "wall_s": round(time.monotonic() - started, 1)}
-        run_dir.write_manifest(manifest)
-        (run_dir.path / ".lock").unlink(missing_ok=True)  # the writer's lock: nothing to publish
-        for old in replace_older(class_dir, run_dir.path):
-            console.print(f"replaced {old}", markup=False, highlight=False)
-        console.print(f"{suite.name}: {run_dir.path} in {(time.monotonic() - started) / 60:.1f} min",
-                      markup=False, highlight=False)
     paths = published_runs(class_dir)
     if not paths:
         raise SnnbenchError(f"{class_dir} holds no run to render")
@@ -410,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--data-dir", help="directory holding the real SHD / N-MNIST (default: synthetic data)")
     pub.add_argument("--readme", help="README whose headline block gets the page's SHD table")
     pub.add_argument("--render-only", action="store_true", help="run nothing: re-render the class's runs")
-    pub.set_defaults(func=cmd_publish, executor=None, ray_address=None, ray_cpus_per_job=None, ray_ship_data=None)
+    pub.set_defaults(func=cmd_publish)
 
     lst = sub.add_parser("list", help="list suites or runners")
     lst.add_argument("what", choices=["suites", "runners"])
