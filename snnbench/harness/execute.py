@@ -113,14 +113,16 @@ def execute(job: dict[str, Any], emit: Emit) -> None:
         phase[0] = "measure"
         if job.get("kind") == "memory":
             return _probe_memory(job, case, runner, train, test, record)
-        _measure(case, runner, train, test, record, emit, RepeatPolicy.from_dict(job.get("timing")), refresh_info)
+        _measure(case, runner, train, test, record, emit, RepeatPolicy.from_dict(job.get("timing")), refresh_info,
+             job.get("weights_out"))
     except Exception as exc:  # every failure is a record, never a crash of the run
         status = "oom" if is_oom(exc) else "failed"
         traceback.print_exc(file=sys.stderr)  # into the job's log file
         record("run", status, f"{phase[0]}: {failure_reason(exc)}", peak_rss_bytes=host_peak_bytes())
 
 
-def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy, refresh_info) -> None:
+def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy, refresh_info,
+             weights_out: str | None) -> None:
     def phase(name: str) -> None:  # for the parent's progress display
         emit({"event": "progress", "what": "phase", "phase": name})
 
@@ -136,14 +138,14 @@ def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy
         traceback.print_exc(file=sys.stderr)
         floor = None
         record("gemm_floor", "oom" if is_oom(exc) else "failed", f"gemm floor: {failure_reason(exc)}")
-    measure.record_steps(record, steps, floor, k, policy)
+    measure.record_steps(record, steps, floor, k, policy, measure.efficiency_of(runner, case, xs[0]))
     if case.spec.dataset == "random":
         measure.activity(runner, xs[0], record)
     if train is None or case.spec.epochs == 0:
         return
     phase("compile and training")
     measure.train(runner, case, train, test, record, emit, policy, refresh_info,
-                  measure.fwdbwd_probe(runner, xs, ys))
+                  measure.fwdbwd_probe(runner, xs, ys), weights_out)
     if case.spec.eval_time_steps:
         phase("step-by-step evaluation")
         measure.extrapolate(case, runner, test, record)

@@ -31,6 +31,7 @@ class JobSink(Protocol):
 
     log_dir: Path
     scratch_dir: Path
+    weights_dir: Path  # trained canonical weights, one .npz per training job
 
     def append(self, record: dict[str, Any]) -> None: ...
 
@@ -87,6 +88,8 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
     safe_case = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_id)
     label = f"{kind}-{job['phase']}" if kind == "memory" else kind
     log_path = run_dir.log_dir / f"{safe_case}--{job['runner']}--{label}.log"
+    if kind == "bench":
+        job = {**job, "weights_out": str(run_dir.weights_dir / f"{safe_case}--{job['runner']}.npz")}
     # The job file and the compile cache live in the run directory's scratch folder, not the system
     # temp dir: whatever a killed parent leaves there is removed by the next --resume of the run.
     scratch = run_dir.scratch_dir

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..spec import Case
+from .efficiency import efficiency
 from .memory import phase_memory
 from .timing import RepeatPolicy, Timing, summarize, time_calls
 
@@ -104,8 +105,17 @@ def time_floor(runner, policy: RepeatPolicy) -> dict[str, Any] | None:
     return {"timings": timings, "framework": floor.framework, "memory": mem.result.as_dict()}
 
 
+def efficiency_of(runner, case: Case, x: np.ndarray) -> dict[str, Any]:
+    """NeuroBench's metrics (:mod:`.efficiency`) of the runner's network as it is now, on the batch ``x``
+    ``[B, T, C]``; a failure is the result's ``error``, never the job's."""
+    try:
+        return efficiency(case.network, runner.get_weights(), x, runner.forward(x).spikes)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
 def record_steps(record: Record, measured: dict[str, dict], floor: dict[str, Any] | None, k: int,
-                 policy: RepeatPolicy) -> None:
+                 policy: RepeatPolicy, efficiency_: dict[str, Any] | None = None) -> None:
     for metric, m in measured.items():
         per_step, per_call, mem = m["per_step"], m["per_call"], m["memory"]
         samples = [s * 1e3 for s in per_step.seconds]
@@ -123,6 +133,7 @@ def record_steps(record: Record, measured: dict[str, dict], floor: dict[str, Any
                sys_ms={"per_step": 1e3 * float(np.median(per_step.sys_seconds)),
                        "per_call": 1e3 * float(np.median(per_call.sys_seconds))},
                peak_rss_bytes=mem.host_peak_bytes, peak_device_bytes=mem.device_peak_bytes, memory=mem.as_dict(),
+               **({"efficiency": efficiency_} if efficiency_ else {}),
                extra={"steps_per_sample": k, "per_step": _ms(per_step),
                       "per_call": {**call_ms, "stats": stats_with_flag(call_ms["samples"], policy.cv_threshold)},
                       "floor": None if not floor else {"memory": floor["memory"],
@@ -131,8 +142,11 @@ def record_steps(record: Record, measured: dict[str, dict], floor: dict[str, Any
 
 
 def train(runner, case: Case, train_set, test_set, record: Record, emit, policy: RepeatPolicy,
-          refresh_info: Callable[[], None], fwdbwd_probe: Callable[[], float] | None) -> None:
-    """Stage, compile (apart), train ``epochs`` epochs evaluating after each, and record.
+          refresh_info: Callable[[], None], fwdbwd_probe: Callable[[], float] | None,
+          weights_out: str | None = None) -> None:
+    """Stage, compile (apart), train ``epochs`` epochs evaluating after each, and record; then save the
+    trained canonical weights to ``weights_out`` (``.npz``) and measure the trained network's efficiency
+    on the first test batch.
 
     ``fwdbwd_probe()`` times one per-step fwd+bwd sample (ms per step); it runs after every epoch,
     off the epoch's clock, so the consistency check compares figures taken side by side (a shared
@@ -159,6 +173,9 @@ def train(runner, case: Case, train_set, test_set, record: Record, emit, policy:
                           "elapsed_s": float(sum(epoch_s))})
             emit({"event": "progress", "what": "epoch", "epoch": epoch + 1, "of": case.spec.epochs,
                   "seconds": epoch_s[-1], "train_loss": res.loss, "test_acc": ev.accuracy})
+    trained = {"efficiency": efficiency_of(runner, case, test_set.dense(np.arange(min(case.spec.batch, len(test_set)))))}
+    if weights_out:
+        trained["weights"] = save_weights(runner, weights_out)
     steady = epoch_s[1:] if len(epoch_s) > 1 else epoch_s
     stats = stats_with_flag(steady, policy.cv_threshold)
     consistency = step_consistency(stats["median"], batches, probes[1:] if len(probes) > 1 else probes)
@@ -166,13 +183,26 @@ def train(runner, case: Case, train_set, test_set, record: Record, emit, policy:
     record("epoch_s", unit="s", samples=epoch_s, stats=stats, value=stats["median"], accuracy=last["test_acc"],
            loss=last["test_loss"], peak_rss_bytes=mem.result.host_peak_bytes,
            peak_device_bytes=mem.result.device_peak_bytes, memory=mem.result.as_dict(),
-           step_consistency=consistency,
+           step_consistency=consistency, **trained,
            extra={"first_epoch_s": epoch_s[0], "steady_state_epochs": len(steady), "curve": curve,
                   "batches_per_epoch": batches, "train_samples": len(train_set), "test_samples": len(test_set),
                   **staged})
     if consistency:
         emit({"event": "progress", "what": "consistency", **consistency})
-    record("test_acc", unit="fraction", value=last["test_acc"], accuracy=last["test_acc"], loss=last["test_loss"])
+    record("test_acc", unit="fraction", value=last["test_acc"], accuracy=last["test_acc"], loss=last["test_loss"],
+           **trained)
+
+
+def save_weights(runner, path: str) -> str:
+    """The runner's canonical weights (``spec`` module docstring: names and layouts) as an ``.npz``; returns
+    the path relative to the run directory (``weights/<file>``), as records name it."""
+    import os
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **{k: np.asarray(v, np.float32) for k, v in runner.get_weights().items()})
+    os.replace(tmp, path)  # never a half-written file under the final name
+    return f"weights/{os.path.basename(path)}"
 
 
 def step_consistency(epoch_s: float, batches: int, fwdbwd_ms: list[float]) -> dict[str, Any] | None:

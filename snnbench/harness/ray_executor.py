@@ -56,6 +56,7 @@ class _Relay:
     def __init__(self, root: Path, out: "queue.Queue[dict[str, Any] | None]", driver_log_dir: str):
         self.log_dir = root / "logs"
         self.scratch_dir = root / "scratch"
+        self.weights_dir = root / "weights"
         self.log_dir.mkdir(parents=True)
         self._out = out
         self._driver_log_dir = driver_log_dir
@@ -117,6 +118,9 @@ def _run_on_node(job: dict[str, Any], memory_limit_bytes: int | None, data: dict
             yield item
         for log in sorted(relay.log_dir.iterdir()):
             yield {"kind": "log", "name": log.name, "text": _tail(log)}
+        if relay.weights_dir.is_dir():
+            for weights in sorted(relay.weights_dir.glob("*.npz")):
+                yield {"kind": "weights", "name": weights.name, "data": weights.read_bytes()}
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -329,6 +333,9 @@ class RayExecutor:
             on_event(item["event"])
         elif kind == "log":
             (run_dir.log_dir / os.path.basename(item["name"])).write_text(item["text"])
+        elif kind == "weights":
+            run_dir.weights_dir.mkdir(exist_ok=True)
+            (run_dir.weights_dir / os.path.basename(item["name"])).write_bytes(item["data"])
         elif kind == "node":
             node = self.nodes.setdefault(item["node_id"], {"host": item["host"], "environment": item["environment"],
                                                             "jobs": []})

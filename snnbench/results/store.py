@@ -144,6 +144,11 @@ class RunDir:
         return self.path / "logs"
 
     @property
+    def weights_dir(self) -> Path:
+        """Trained canonical weights (``<case>--<runner>.npz``), named by the records' ``weights``."""
+        return self.path / "weights"
+
+    @property
     def scratch_dir(self) -> Path:
         """Job files and compile caches of running workers; removed when the run ends or resumes."""
         return self.path / "scratch"

@@ -85,6 +85,7 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
             row["_epoch_record"] = r
         if r.get("parity") and "parity" not in row:
             row["parity"] = r["parity"].get("status")
+        _efficiency(row, r)
     for row in rows.values():
         rec = row.pop("_epoch_record", None)
         row["tta_s"] = time_to_accuracy(rec, target_acc, row.get("compile_s")) if rec else None
@@ -99,6 +100,32 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
             row["accuracy_vs_ref"] = row["accuracy"] - ref["accuracy"]
             row["accuracy_flag"] = accuracy_flag(row, ref["accuracy"])
     return out
+
+
+def _efficiency(row: dict[str, Any], r: dict[str, Any]) -> None:
+    """The row's NeuroBench metrics: the trained network's (training records) over the timed one's."""
+    eff = r.get("efficiency")
+    if not eff or "error" in eff:
+        return
+    trained = r.get("metric") in ("epoch_s", "test_acc")
+    if row.get("efficiency_of") == "trained" and not trained:
+        return
+    ops = eff["synops"]
+    row.update(efficiency_of="trained" if trained else "initial", params=eff["params"],
+               footprint_bytes=eff["footprint_bytes"], sparsity=eff["activation_sparsity"],
+               sparsity_layers=[la["sparsity"] for la in eff["layers"]],
+               synops_dense=ops["dense"], synops_effective=ops["effective_acs"] + ops["effective_macs"],
+               synops_acs=ops["effective_acs"], synops_macs=ops["effective_macs"])
+
+
+def engineering(v: float | None) -> str:
+    """``1.23M``-style count."""
+    if v is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
 
 
 def accuracy_flag(row: dict[str, Any], ref_accuracy: float) -> str:
@@ -183,12 +210,14 @@ def results_table(records: list[dict[str, Any]]):
     """A rich Table of :func:`summary_rows`: epoch time and its ratio to the reference, fwd and
     fwd+bwd per step, fwd+bwd over the GEMM floor, the epoch's time per batch over the fwd+bwd time
     per step ("batch/step", ``!`` where they disagree), accuracy (``!`` more than 2 points below the
-    reference's; the reason column then says why), the job's peak RSS, parity."""
+    reference's; the reason column then says why), the job's peak RSS, activation sparsity and effective
+    synaptic operations per sample (of the trained network where it was trained), parity."""
     from rich.markup import escape
     from rich.table import Table
 
     table = Table("case", "runner", "status", "compile s", "epoch s", "x ref", "fwd ms", "fwd+bwd ms",
-                  "/floor", "batch/step", "test acc", "peak RSS", "parity", "reason", title="results")
+                  "/floor", "batch/step", "test acc", "peak RSS", "sparsity", "ops/sample", "parity", "reason",
+                  title="results")
     for r in summary_rows(records):
         ratio = f"{r['epoch_s_vs_ref']:.2f}" if r.get("epoch_s_vs_ref") else "-"
         consistency = r.get("step_consistency") or {}
@@ -200,6 +229,7 @@ def results_table(records: list[dict[str, Any]]):
             (f"{100 * r['accuracy']:.1f}%" + (" !" if r.get("accuracy_flag") else "")) if r.get("accuracy") is not None
             else "-",
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
+            _num(r.get("sparsity"), 3), engineering(r.get("synops_effective")),
             r.get("parity") or "-",
             escape((r.get("reason") or r.get("accuracy_flag") or "")[:80]),
         )
