@@ -196,6 +196,52 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .interop import nir_graph
+    from .interop.trained import load_trained
+
+    case, weights, run = load_trained(args.run_dir, args.case, args.runner)
+    dt = args.dt if args.dt is not None else case.spec.dt_s
+    if not dt > 0:
+        raise SnnbenchError(f"--dt {dt}: expected a time step in seconds > 0")
+    graph = nir_graph.to_nir(case.network, weights, dt, {"case": case.id, "runner": args.runner,
+                                                         "run": run.path.name})
+    nir_graph.write(args.output, graph)
+    console = _console()
+    for layer in case.network.layers:
+        if layer.spiking and layer.reset != "zero":
+            console.print(f"note: NIR has no '{layer.reset}' reset; the nodes carry NIR's reset-to-v_reset and the "
+                          "real reset is in their metadata (snnbench import restores it)", markup=False)
+            break
+    console.print(f"wrote {args.output}: {case.id} trained by {args.runner}, {len(graph.nodes)} nodes, dt {dt:g} s",
+                  markup=False)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import numpy as np
+    import yaml
+
+    from .interop import nir_graph
+    from .spec import LayerSpec
+
+    network, weights, dt = nir_graph.from_nir(nir_graph.read(args.nir_file), args.dt)
+    out = Path(args.output or Path(args.nir_file).with_suffix(""))
+    out.mkdir(parents=True, exist_ok=True)
+    default = dataclasses.asdict(LayerSpec(type=""))
+    layers = [{k: v for k, v in dataclasses.asdict(layer).items() if k == "type" or v != default[k]}
+              for layer in network.layers]  # a suite's network: only what differs from the defaults
+    spec = {"inputs": network.inputs, "input_shape": list(network.input_shape), "time_steps": network.time_steps,
+            "dt_s": dt, "network": {"surrogate": dataclasses.asdict(network.surrogate), "layers": layers}}
+    (out / "network.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    np.savez(out / "weights.npz", **weights)
+    _console().print(f"wrote {out}/network.yaml and weights.npz: {network.describe()}, "
+                     f"{sum(w.size for w in weights.values())} parameters, dt {dt:g} s", markup=False)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
@@ -418,6 +464,22 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--readme", help="README whose headline block gets the page's SHD table")
     pub.add_argument("--render-only", action="store_true", help="run nothing: re-render the class's runs")
     pub.set_defaults(func=cmd_publish)
+
+    ex = sub.add_parser("export", help="write a run's trained network as a NIR graph")
+    ex.add_argument("run_dir", help="a run directory whose training job saved its weights")
+    ex.add_argument("--case", help="case id (default: the only case the runner trained)")
+    ex.add_argument("--runner", default="reference", help="whose trained weights (default: reference)")
+    ex.add_argument("-o", "--output", required=True, help="the .nir file to write")
+    ex.add_argument("--dt", type=float, help="time step in seconds NIR's time constants refer to "
+                                             "(default: the case's duration_s / time_steps)")
+    ex.set_defaults(func=cmd_export)
+
+    im = sub.add_parser("import", help="read a NIR graph into a canonical network spec + weights")
+    im.add_argument("nir_file")
+    im.add_argument("-o", "--output", help="folder for network.yaml and weights.npz (default: the file's name "
+                                           "without .nir)")
+    im.add_argument("--dt", type=float, help="time step in seconds (default: the graph's own, if it says)")
+    im.set_defaults(func=cmd_import)
 
     lst = sub.add_parser("list", help="list suites or runners")
     lst.add_argument("what", choices=["suites", "runners"])

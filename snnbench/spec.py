@@ -697,15 +697,19 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     return dataclasses.asdict(case)
 
 
-def case_from_dict(data: dict[str, Any]) -> Case:
-    net = data["network"]
-    network = NetworkSpec(
+def network_from_dict(net: dict[str, Any]) -> NetworkSpec:
+    """The inverse of ``dataclasses.asdict(network)``."""
+    return NetworkSpec(
         inputs=net["inputs"],
         layers=tuple(LayerSpec(**layer) for layer in net["layers"]),
         surrogate=SurrogateSpec(**net["surrogate"]),
         time_steps=net.get("time_steps", 0),
         input_shape=tuple(net.get("input_shape", ())),
     )
+
+
+def case_from_dict(data: dict[str, Any]) -> Case:
+    network = network_from_dict(data["network"])
     spec = dict(data["spec"])
     spec["eval_time_steps"] = tuple(spec.get("eval_time_steps", ()))
     return Case(spec=CaseSpec(**spec), network=network)

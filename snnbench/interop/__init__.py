@@ -1,0 +1,1 @@
+"""Interoperability: snnbench networks as NIR graphs, and other frameworks' NIR readers and writers."""
