@@ -242,6 +242,40 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nir_check(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .interop import frameworks
+    from .interop.check import nir_check
+
+    names = [n.strip() for n in args.frameworks.split(",")] if args.frameworks else None
+    known = [fw.name for fw in frameworks.FRAMEWORKS]
+    for name in names or []:
+        if name not in known:
+            raise SnnbenchError(f"--frameworks: unknown framework {name!r} (known: {', '.join(known)})")
+    console = _console()
+
+    def show(row):
+        acc = f"{100 * row['value']:.1f}%" if row.get("value") is not None else row["status"]
+        console.print(f"{row['framework']} {row['direction']}: {acc}", markup=False)
+
+    rows = nir_check(args.run_dir, args.case, args.runner, names, args.data_dir, on_row=show)
+    table = Table("framework", "import: its NIR reader", "export: its NIR writer -> snnbench", title=(
+        f"NIR check: {rows[0]['case']} trained by {rows[0]['runner']}, test accuracy after the trip "
+        f"(snnbench's own round trip: {100 * rows[0]['value']:.1f}%)"))
+    cells: dict[str, dict[str, str]] = {}
+    for row in rows[1:]:
+        acc = f"{100 * row['value']:.1f}%" if row.get("value") is not None else row["status"]
+        cells.setdefault(row["framework"], {})[row["direction"]] = acc
+    for name, cell in cells.items():
+        table.add_row(name, cell.get("import", "-"), cell.get("export", "-"))
+    console.print(table)
+    for row in rows[1:]:
+        console.print(f"{row['framework']} {row['direction']}: {escape(row.get('reason', ''))}", markup=False)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
@@ -480,6 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
                                            "without .nir)")
     im.add_argument("--dt", type=float, help="time step in seconds (default: the graph's own, if it says)")
     im.set_defaults(func=cmd_import)
+
+    nc = sub.add_parser("nir-check", help="a run's trained network through each framework's own NIR reader and "
+                                          "writer, scored on the test set")
+    nc.add_argument("run_dir", help="a run directory whose training job saved its weights (e.g. an shd run)")
+    nc.add_argument("--case", help="case id (default: the only case the runner trained)")
+    nc.add_argument("--runner", default="reference", help="whose trained weights (default: reference)")
+    nc.add_argument("--frameworks", help="comma-separated frameworks (default: all with NIR support)")
+    nc.add_argument("--data-dir", help="where the case's dataset is (default: the run's)")
+    nc.set_defaults(func=cmd_nir_check)
 
     lst = sub.add_parser("list", help="list suites or runners")
     lst.add_argument("what", choices=["suites", "runners"])

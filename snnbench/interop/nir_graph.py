@@ -172,9 +172,12 @@ def _meta(node_or_graph) -> dict[str, Any]:
         return {}
 
 
-def from_nir(graph, dt: float | None = None) -> tuple[NetworkSpec, dict[str, np.ndarray], float]:
+def from_nir(graph, dt: float | None = None, fold_input_scale: bool = False
+             ) -> tuple[NetworkSpec, dict[str, np.ndarray], float]:
     """A NIR graph as ``(network, canonical weights, dt)``: the inverse of :func:`to_nir` on its own graphs,
-    and the subset snnbench's spec can express of anyone else's. ``dt`` overrides the graph's."""
+    and the subset snnbench's spec can express of anyone else's. ``dt`` overrides the graph's.
+    ``fold_input_scale``: a neuron node whose input scale ``r dt / tau`` is not 1 is read as its weight layer
+    times that scale (the same computation), instead of being refused."""
     order = _chain(graph)
     meta = _meta(graph)
     dt = dt if dt is not None else meta.get("dt")
@@ -184,7 +187,13 @@ def from_nir(graph, dt: float | None = None) -> tuple[NetworkSpec, dict[str, np.
     layers: list[dict[str, Any]] = []
     weights: dict[str, np.ndarray] = {}
     for name in order[1:-1]:
-        layer, w = _node_to_layer(name, graph.nodes[name], len(layers), float(dt))
+        layer, w = _node_to_layer(name, graph.nodes[name], len(layers), float(dt), fold_input_scale)
+        scale = layer.pop("_input_scale", 1.0)
+        if scale != 1.0:
+            j = max(k for k, la in enumerate(layers) if la["type"] in ("linear", "conv2d"))
+            for key in (f"layers.{j}.weight", f"layers.{j}.bias"):
+                if key in weights:
+                    weights[key] = (weights[key] * scale).astype(np.float32)
         layers.append(layer)
         weights.update(w)
     network = _network(layers, shape, meta, weights)
@@ -239,16 +248,20 @@ def _uniform(name: str, what: str, values: np.ndarray) -> float:
     return float(values[0])
 
 
-def _beta(name: str, tau: np.ndarray, r: np.ndarray, dt: float) -> np.ndarray:
+def _beta(name: str, tau: np.ndarray, r: np.ndarray, dt: float, fold: bool = False) -> tuple[np.ndarray, float]:
+    """Per-neuron decay and the node's input scale (1 unless ``fold``: non-unit scales are refused)."""
     tau = np.asarray(tau, np.float64).reshape(-1)
     scale = np.asarray(r, np.float64).reshape(-1) * dt / tau
+    if fold and np.allclose(scale, scale[0], rtol=1e-6):
+        return 1.0 - dt / tau, float(scale[0])
     if not np.allclose(scale, 1.0, rtol=1e-5):
         raise SnnbenchError(f"NIR node {name!r}: input scale r*dt/tau = {float(np.mean(scale)):.6g}, snnbench's "
                             "neurons add their input unscaled (1); fold it into the weights or pass the right --dt")
-    return 1.0 - dt / tau
+    return 1.0 - dt / tau, 1.0
 
 
-def _node_to_layer(name: str, node, index: int, dt: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _node_to_layer(name: str, node, index: int, dt: float, fold: bool = False
+                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     kind = type(node).__name__
     meta = _meta(node)
     pre = f"layers.{index}"
@@ -280,8 +293,10 @@ def _node_to_layer(name: str, node, index: int, dt: float) -> tuple[dict[str, An
         if not np.allclose(node.v_leak, 0.0):
             raise SnnbenchError(f"NIR node {name!r}: v_leak != 0 (snnbench's neurons leak to 0)")
         tau = node.tau_mem if kind == "CubaLIF" else node.tau
-        beta = _beta(name, tau, node.r, dt)
+        beta, scale = _beta(name, tau, node.r, dt, fold)
         fields: dict[str, Any] = {"type": {"LIF": "lif", "LI": "li", "CubaLIF": "cuba_lif"}[kind]}
+        if scale != 1.0:
+            fields["_input_scale"] = scale
         extra = {}
         if np.allclose(beta, beta[0], rtol=1e-6, atol=0):
             fields["beta"] = float(beta[0])

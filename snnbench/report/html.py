@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import plots
-from ..results.summary import data_parallel_scaling, precision_rows
+from ..results.summary import data_parallel_scaling, engineering, precision_rows
 from .load import Run, flat_records, summary_rows
 
 CSS = """
@@ -91,7 +91,7 @@ def _accuracy_flag(text: str | None) -> str:
 
 SUMMARY_COLUMNS = ["case", "runner", "version", "status", "epoch s [95% CI]", "x ref", "compile s",
                    "fwd ms", "fwd+bwd ms [95% CI]", "per call", "fwd+bwd / floor", "batch / step", "test acc",
-                   "time to acc", "peak RSS", "parity"]
+                   "time to acc", "peak RSS", "sparsity", "ops / sample", "parity"]
 
 
 TRAINING_COLUMNS = {"epoch s [95% CI]", "x ref", "compile s", "batch / step", "test acc", "time to acc"}
@@ -128,6 +128,9 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             _cell(_num(r.get("tta_s"), "{:.1f} s") or ("not reached" if r.get("curve") else ""), r.get("tta_s")),
             _cell(_num(None if not r.get("peak_rss_bytes") else r["peak_rss_bytes"] / 2**30, "{:.2f} GiB"),
                   r.get("peak_rss_bytes")),
+            _cell(_num(r.get("sparsity"), "{:.3f}"), r.get("sparsity")),
+            _cell(engineering(r["synops_effective"]) if r.get("synops_effective") is not None else "",
+                  r.get("synops_effective")),
             _cell(f'<span class="{parity_cls}" title="{e(r.get("parity_detail", ""))}">{e(parity)}</span>', parity, "t"),
         ]
         body.append("<tr>" + "".join(c for c, k in zip(cells, keep) if k) + "</tr>")
@@ -140,7 +143,9 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             f'step, the same work measured twice (flagged outside 1/1.3..1.3); '
             f'test acc: "below ref" more than 2 points under the reference\'s (hover: by how much, and the runner\'s '
             f'declared deviations); time to acc: training seconds, compile included, until test accuracy first '
-            f'reached {100 * target:.0f}%; peak RSS: the job\'s largest phase peak. Click a header to sort.</p>')
+            f'reached {100 * target:.0f}%; peak RSS: the job\'s largest phase peak; sparsity, ops / sample: '
+            f'activation sparsity of the spiking layers and effective synaptic operations per sample, NeuroBench\'s '
+            f'definitions (Efficiency, below). Click a header to sort.</p>')
     return (f'<div class="box"><table class="sortable summary"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{note}')
 
@@ -178,7 +183,7 @@ def environment(run: Run) -> str:
 
 
 def problems(run: Run) -> str:
-    bad = [r for r in run.records if r.get("status") not in ("ok",)]
+    bad = [r for r in run.records if r.get("status") not in ("ok",) and r.get("metric") != "nir"]
     if not bad:
         return "<p>None: every case ran.</p>"
     rows = "".join(
@@ -266,6 +271,77 @@ def precision_section(rows: list[dict[str, Any]]) -> str:
             f'<th class="t">dtype</th><th class="t">computes in</th>{head}<th class="t">parity</th>'
             f'<th class="t">status</th></tr></thead><tbody>{body}</tbody></table></div>'
             + _img(plots.precision(points), "precision speed-up and accuracy"))
+
+
+def efficiency_section(rows: list[dict[str, Any]]) -> str:
+    """NeuroBench's metrics per row (:mod:`snnbench.harness.efficiency`), with the sparsity-by-layer plot."""
+    data = [r for r in rows if r.get("sparsity") is not None]
+    if not data:
+        return ""
+    body = "".join(
+        f'<tr><td class="t">{e(r["case"])}</td><td class="t">{e(r["runner"])}</td>'
+        f'<td class="t">{e(r["efficiency_of"])}</td><td>{r["params"]:,}</td>'
+        f'<td>{_num(r["footprint_bytes"] / 1024, "{:.1f} KiB")}</td><td>{_num(r["sparsity"], "{:.3f}")}</td>'
+        f'<td class="t">{e(" / ".join(f"{s:.3f}" for s in r["sparsity_layers"]))}</td>'
+        f'<td>{engineering(r["synops_dense"])}</td><td>{engineering(r["synops_acs"])}</td>'
+        f'<td>{engineering(r["synops_macs"])}</td></tr>' for r in data)
+    return ("<h3>Efficiency (NeuroBench's metrics)</h3><p class=muted>From each runner's own forward spikes on one "
+            "batch, with the canonical weights (so one definition for every framework): of the trained network on "
+            "the first test batch where the job trained, else of the timed network on the timing batch. params and "
+            "footprint: weights, biases and trained decays, plus each neuron layer's fixed constants, at float32; "
+            "sparsity: zero outputs of the spiking layers over all outputs (the readout membrane is no activation), "
+            "overall and per spiking layer; synaptic operations per sample over all time steps, biases excluded: "
+            "dense (every weight times every input), effective ACs (non-zero weights times non-zero spike inputs) "
+            "and effective MACs (the same for non-spike inputs). Cross-checked exactly against the neurobench "
+            "package on an snnTorch model (tests/test_efficiency.py).</p>"
+            '<div class="box"><table class="sortable"><thead><tr><th class="t">case</th><th class="t">runner</th>'
+            '<th class="t">network</th><th>params</th><th>footprint</th><th>sparsity</th>'
+            '<th class="t">sparsity by layer</th><th>dense ops</th><th>effective ACs</th><th>effective MACs</th>'
+            f'</tr></thead><tbody>{body}</tbody></table></div>'
+            + _img(plots.sparsity_by_layer(data), "activation sparsity by layer"))
+
+
+def nir_records(run: Run) -> list[dict[str, Any]]:
+    """The NIR check's records, the newest per (case, runner, framework, direction): a re-run check replaces."""
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in run.records:
+        if r.get("metric") == "nir":
+            key = (r.get("case"), r.get("runner"), r.get("framework"), r.get("direction"))
+            latest.pop(key, None)
+            latest[key] = r
+    return list(latest.values())
+
+
+def nir_section(run: Run) -> str:
+    """The NIR check's matrix (:mod:`snnbench.interop.check`): framework x direction -> accuracy or reason."""
+    recs = nir_records(run)
+    if not recs:
+        return ""
+    own = [r for r in recs if r.get("framework") == "snnbench"]
+    cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in recs:
+        if r.get("framework") != "snnbench":
+            cells.setdefault((r["case"], r["framework"]), {})[r["direction"]] = r
+
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return "<td></td><td></td>"
+        text = _num(100 * r["value"], "{:.1f}%") if r.get("value") is not None else e(r["status"])
+        cls = "bad" if r["status"] == "failed" else "muted" if r["status"] == "skipped" else ""
+        return f'<td class="{cls}">{text}</td><td class="t">{e(r.get("reason", ""))}</td>'
+
+    body = "".join(f'<tr><td class="t">{e(case)}</td><td class="t">{e(fw)}</td>{cell(d.get("import"))}'
+                   f'{cell(d.get("export"))}</tr>' for (case, fw), d in cells.items())
+    ref = "; ".join(f"{r['case']}: {100 * r['value']:.1f}%" for r in own if r.get("value") is not None)
+    return ("<h3>NIR interoperability</h3><p class=muted>The reference's trained network written as NIR "
+            f"(snnbench export; its own export -> import round trip scores {e(ref)}) and read by each framework's "
+            "own NIR reader, scored on the same test set in that framework (import); the same network built in "
+            "each framework's idiom with the same weights, written by its own NIR writer and read back by "
+            "snnbench (export). Where an accuracy differs, the reason says what the framework made of each node "
+            "and, where it could be stated, what the reference scores computing exactly that reading.</p>"
+            '<div class="box"><table class="sortable"><thead><tr><th class="t">case</th><th class="t">framework</th>'
+            '<th>import acc</th><th class="t">import: measured cause</th><th>export acc</th>'
+            f'<th class="t">export: measured cause</th></tr></thead><tbody>{body}</tbody></table></div>')
 
 
 def parity_section(run: Run) -> str:
@@ -364,6 +440,8 @@ def render(runs: list[Run], target_acc: float = 0.8) -> str:
             parts.append(sequence_tables(run, layer_points))
         parts.append(data_parallel_section(run, rows))
         parts.append(precision_section(rows))
+        parts.append(efficiency_section(rows))
+        parts.append(nir_section(run))
         parts.append(extrapolation_section(run))
         parts.append(parity_section(run))
         parts.append("<h3>Failures and skips</h3>" + problems(run))
@@ -452,6 +530,8 @@ def markdown(runs: list[Run], target_acc: float = 0.8) -> str:
                          f"{md(r.get('parity') or '')} |")
         lines.append("")
         lines += precision_markdown(summary_rows(run.records, target_acc, run.name))
+        lines += efficiency_markdown(summary_rows(run.records, target_acc, run.name))
+        lines += nir_markdown(run)
     return "\n".join(lines)
 
 
@@ -469,6 +549,34 @@ def precision_markdown(rows: list[dict[str, Any]]) -> list[str]:
                      f"{_num(p.get('epoch_s'))} | {_num(p.get('epoch_s_speedup'), '{:.2f}x')} | "
                      f"{_num(p.get('fwdbwd_ms'))} | {_num(p.get('fwdbwd_ms_speedup'), '{:.2f}x')} | {acc} | "
                      f"{_num(p.get('accuracy_change'), '{:+.1f}')} | {md(p.get('parity') or p['status'])} |")
+    return lines + [""]
+
+
+def efficiency_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    data = [r for r in rows if r.get("sparsity") is not None]
+    if not data:
+        return []
+    lines = ["### Efficiency (NeuroBench's metrics, per sample)", "",
+             "| case | runner | network | params | footprint | sparsity | by layer | dense ops | effective ACs | "
+             "effective MACs |", "|---|---|---|---:|---:|---:|---|---:|---:|---:|"]
+    for r in data:
+        lines.append(f"| {md(r['case'])} | {md(r['runner'])} | {r['efficiency_of']} | {r['params']} | "
+                     f"{r['footprint_bytes'] / 1024:.1f} KiB | {r['sparsity']:.3f} | "
+                     f"{' / '.join(f'{s:.3f}' for s in r['sparsity_layers'])} | {engineering(r['synops_dense'])} | "
+                     f"{engineering(r['synops_acs'])} | {engineering(r['synops_macs'])} |")
+    return lines + [""]
+
+
+def nir_markdown(run: Run) -> list[str]:
+    recs = nir_records(run)
+    if not recs:
+        return []
+    lines = ["### NIR interoperability (test accuracy after the trip, or why not)", "",
+             "| case | framework | direction | accuracy | measured cause |", "|---|---|---|---:|---|"]
+    for r in recs:
+        acc = f"{100 * r['value']:.1f}%" if r.get("value") is not None else r["status"]
+        lines.append(f"| {md(r['case'])} | {md(r['framework'])} | {md(r['direction'])} | {acc} | "
+                     f"{md(r.get('reason', ''))} |")
     return lines + [""]
 
 

@@ -37,6 +37,14 @@ def load_runs(paths: list[str | Path]) -> list[Run]:
     return runs
 
 
+def _efficiency_columns(r: dict[str, Any]) -> dict[str, Any]:
+    eff = r.get("efficiency") if isinstance(r.get("efficiency"), dict) else {}
+    ops = eff.get("synops") or {}
+    return {"params": eff.get("params"), "footprint_bytes": eff.get("footprint_bytes"),
+            "activation_sparsity": eff.get("activation_sparsity"), "synops_dense": ops.get("dense"),
+            "synops_effective_acs": ops.get("effective_acs"), "synops_effective_macs": ops.get("effective_macs")}
+
+
 def flat_records(runs: list[Run]) -> list[dict[str, Any]]:
     """Every record with its run name and JSON-ish columns flattened, for CSV export."""
     flat = []
@@ -56,5 +64,6 @@ def flat_records(runs: list[Run]) -> list[dict[str, Any]]:
                 "peak_rss_bytes": r.get("peak_rss_bytes"), "peak_device_bytes": r.get("peak_device_bytes"),
                 "T": shape.get("T"), "batch": shape.get("batch"), "network": shape.get("network"),
                 "parity": (r.get("parity") or {}).get("status") if isinstance(r.get("parity"), dict) else None,
+                **_efficiency_columns(r), "direction": r.get("direction"),
             })
     return flat

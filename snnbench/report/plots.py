@@ -250,3 +250,23 @@ def precision(points: list[dict[str, Any]]) -> bytes | None:
     acc.set_ylabel("test accuracy change (points)")
     acc.set_title("accuracy vs own float32", fontsize=9)
     return _png(fig)
+
+
+def sparsity_by_layer(rows: list[dict[str, Any]]) -> bytes | None:
+    """Activation sparsity of each spiking layer, one group of bars per (case, runner)."""
+    data = [r for r in rows if r.get("sparsity_layers")]
+    if not data:
+        return None
+    n_layers = max(len(r["sparsity_layers"]) for r in data)
+    fig, ax = _figure(max(5.0, 0.5 * len(data) * n_layers + 2), 3.6)
+    width = 0.8 / n_layers
+    for k in range(n_layers):
+        xs = [i + (k - (n_layers - 1) / 2) * width for i, r in enumerate(data) if k < len(r["sparsity_layers"])]
+        ys = [r["sparsity_layers"][k] for r in data if k < len(r["sparsity_layers"])]
+        ax.bar(xs, ys, width, label=f"spiking layer {k + 1}", alpha=0.4 + 0.6 * (k + 1) / n_layers, color="C0")
+    _tick_labels(ax, data)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("zero outputs / outputs")
+    ax.set_title("activation sparsity by spiking layer", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png(fig)
