@@ -39,6 +39,9 @@ $(VENV)/.frameworks: $(VENV)/.run-deps
 
 $(VENV)/.test-deps: $(VENV)/.frameworks
 	$(BIN)/pip install -q -e '.[all,ray,dev]'
+	# NeuroBench, for the efficiency metrics' cross-check: it declares torchaudio (a CUDA torch would come
+	# with it) and dataset extras; its metrics need only torch, snntorch and tqdm, installed above.
+	$(BIN)/pip install -q --no-deps 'neurobench==2.3.0'
 	touch $@
 
 # A GPU machine: CUDA torch first, its CUDA libraries frozen as constraints, then CUDA jax and every

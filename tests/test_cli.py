@@ -64,6 +64,24 @@ def test_quick_end_to_end(tmp_path, tiny_suite, small_shd):
     assert manifest["allocator"]["env"]["MALLOC_MMAP_MAX_"] == "0"
     assert epoch["data"]["synthetic"] is True
     assert metrics["fwd_ms"]["stats"]["n"] >= 3
+    # the trained weights are kept and named; efficiency of the trained and the timed network is recorded
+    assert epoch["weights"] == "weights/tiny-b32--reference.npz" and (run_dir / epoch["weights"]).is_file()
+    assert epoch["efficiency"]["params"] == 32 * 32 + 32 + 32 * 20 + 20  # tiny: 32 inputs, 32 LIF, 20 readout
+    assert 0 <= epoch["efficiency"]["activation_sparsity"] <= 1 and metrics["fwd_ms"]["efficiency"]["synops"]["dense"] > 0
+    assert "synops" in p.stdout and "sparse" in p.stdout
+    # NIR: the trained network out and back scores what training's own evaluation scored (the same weights,
+    # data and model: two figures that must agree)
+    nir = tmp_path / "m.nir"
+    p = snnbench("export", str(run_dir), "-o", str(nir))
+    assert p.returncode == 0 and nir.is_file(), p.stderr
+    p = snnbench("nir-check", str(run_dir), "--frameworks", "norse")
+    assert p.returncode == 0, p.stderr + p.stdout
+    checks = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    checks = [r for r in checks if r["metric"] == "nir"]
+    assert checks[0]["framework"] == "snnbench" and checks[0]["value"] == pytest.approx(epoch["accuracy"], abs=1e-9)
+    assert {(r["framework"], r["direction"]) for r in checks[1:]} == {("norse", "import"), ("norse", "export")}
+    assert all(r.get("value") is not None or r.get("reason") for r in checks)
+    assert "NIR check" in p.stdout
 
 
 def test_adapter_run_carries_parity(tmp_path, tiny_suite, small_shd):

@@ -244,10 +244,10 @@ def _sinabs_read(graph, dt: float) -> Imported:
         if m is None:
             reading.append({"node": node, "dropped": True})
             continue
-        alpha = float(torch.exp(-1.0 / torch.as_tensor(m.tau_mem)).mean())  # Sinabs steps tau in time steps
+        alpha = float(torch.exp(-1.0 / torch.as_tensor(m.tau_mem).detach()).mean())  # Sinabs: tau in time steps
         reading.append({"node": node, "kind": type(m).__name__, "beta": alpha,
                         "input_scale": 1.0 - alpha if getattr(m, "norm_input", False) else 1.0,
-                        "threshold": float(torch.as_tensor(m.spike_threshold).mean()),
+                        "threshold": float(torch.as_tensor(m.spike_threshold).detach().mean()),
                         "reset": "subtract_decayed" if "Subtract" in type(m.reset_fn).__name__ else "zero"})
     return Imported(run, reading)
 

@@ -91,7 +91,7 @@ def _accuracy_flag(text: str | None) -> str:
 
 SUMMARY_COLUMNS = ["case", "runner", "version", "status", "epoch s [95% CI]", "x ref", "compile s",
                    "fwd ms", "fwd+bwd ms [95% CI]", "per call", "fwd+bwd / floor", "batch / step", "test acc",
-                   "time to acc", "peak RSS", "sparsity", "ops / sample", "parity"]
+                   "time to acc", "peak RSS", "sparse / ops", "parity"]
 
 
 TRAINING_COLUMNS = {"epoch s [95% CI]", "x ref", "compile s", "batch / step", "test acc", "time to acc"}
@@ -128,9 +128,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             _cell(_num(r.get("tta_s"), "{:.1f} s") or ("not reached" if r.get("curve") else ""), r.get("tta_s")),
             _cell(_num(None if not r.get("peak_rss_bytes") else r["peak_rss_bytes"] / 2**30, "{:.2f} GiB"),
                   r.get("peak_rss_bytes")),
-            _cell(_num(r.get("sparsity"), "{:.3f}"), r.get("sparsity")),
-            _cell(engineering(r["synops_effective"]) if r.get("synops_effective") is not None else "",
-                  r.get("synops_effective")),
+            _cell(f'{r["sparsity"]:.2f} / {engineering(r["synops_effective"])}' if r.get("sparsity") is not None
+                  else "", r.get("sparsity")),
             _cell(f'<span class="{parity_cls}" title="{e(r.get("parity_detail", ""))}">{e(parity)}</span>', parity, "t"),
         ]
         body.append("<tr>" + "".join(c for c, k in zip(cells, keep) if k) + "</tr>")
@@ -143,8 +142,8 @@ def summary_table(rows: list[dict[str, Any]], target: float) -> str:
             f'step, the same work measured twice (flagged outside 1/1.3..1.3); '
             f'test acc: "below ref" more than 2 points under the reference\'s (hover: by how much, and the runner\'s '
             f'declared deviations); time to acc: training seconds, compile included, until test accuracy first '
-            f'reached {100 * target:.0f}%; peak RSS: the job\'s largest phase peak; sparsity, ops / sample: '
-            f'activation sparsity of the spiking layers and effective synaptic operations per sample, NeuroBench\'s '
+            f'reached {100 * target:.0f}%; peak RSS: the job\'s largest phase peak; sparse / ops: '
+            f'activation sparsity of the spiking layers / effective synaptic operations per sample, NeuroBench\'s '
             f'definitions (Efficiency, below). Click a header to sort.</p>')
     return (f'<div class="box"><table class="sortable summary"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{note}')

@@ -218,7 +218,7 @@ def results_table(records: list[dict[str, Any]]):
     from rich.table import Table
 
     table = Table("case", "runner", "status", "compile s", "epoch s", "x ref", "fwd ms", "fwd+bwd ms",
-                  "/floor", "batch/step", "test acc", "peak RSS", "sparsity", "ops/sample", "parity", "reason",
+                  "/floor", "batch/step", "test acc", "peak RSS", "sparse", "synops", "parity", "reason",
                   title="results")
     for r in summary_rows(records):
         ratio = f"{r['epoch_s_vs_ref']:.2f}" if r.get("epoch_s_vs_ref") else "-"
