@@ -337,9 +337,16 @@ def _publish_suite(item, suite, runners, class_dir: Path, profile: str, machine:
                             on_start=display.on_start, executor=LocalExecutor())
     finally:
         display.stop()
+    if item.nir_check:
+        from .interop.check import nir_check
+
+        nir_check(run_dir.path, data_dir=data_dir, on_row=lambda r: console.print(
+            f"NIR {r['framework']} {r['direction']}: "
+            + (f"{100 * r['value']:.1f}%" if r.get("value") is not None else r["status"]), markup=False))
     manifest = run_dir.manifest()
     manifest["publish"] = {"profile": profile, "machine_class": machine, "trims": dict(item.trims),
-                           "cases": item.cases, "wall_s": round(time.monotonic() - started, 1)}
+                           "cases": item.cases, "nir_check": item.nir_check,
+                           "wall_s": round(time.monotonic() - started, 1)}
     run_dir.write_manifest(manifest)
     (run_dir.path / ".lock").unlink(missing_ok=True)  # the writer's lock: nothing to publish
     for old in replace_older(class_dir, run_dir.path):

@@ -27,7 +27,7 @@ from .spec import Suite, load_suite, select_cases, validate_case
 #: the case fields a profile may set: how much a case trains, never what it computes
 TRIM_FIELDS = {"train_samples": int, "test_samples": int, "epochs": int, "timeout_s": float}
 PROFILE_FIELDS = {"profile", "description", "runs"}
-RUN_FIELDS = {"suite", "runners", "cases", "quick", *TRIM_FIELDS}
+RUN_FIELDS = {"suite", "runners", "cases", "quick", "nir_check", *TRIM_FIELDS}
 HEADLINE_START = "<!-- headline:start -->"
 HEADLINE_END = "<!-- headline:end -->"
 
@@ -41,6 +41,8 @@ class PublishRun:
     cases: str | None = None  # comma-separated ids or globs, None for every case
     quick: bool = False
     trims: tuple[tuple[str, Any], ...] = ()
+    #: after the run, the NIR check (snnbench nir-check) on the reference's trained network
+    nir_check: bool = False
 
     def load(self) -> Suite:
         """The suite with its cases selected and trimmed (validated as a suite file would be)."""
@@ -90,9 +92,10 @@ def _parse_run(raw: Any, where: str) -> PublishRun:
         if value is not None and not isinstance(value, str):
             raise SnnbenchError(f"{where}.{key}: expected a name, a list of names or 'all'")
         text[key] = value
-    quick = raw.get("quick", False)
-    if not isinstance(quick, bool):
-        raise SnnbenchError(f"{where}.quick: expected true or false")
+    quick, nir = raw.get("quick", False), raw.get("nir_check", False)
+    for key, value in (("quick", quick), ("nir_check", nir)):
+        if not isinstance(value, bool):
+            raise SnnbenchError(f"{where}.{key}: expected true or false")
     trims = []
     for key, kind in TRIM_FIELDS.items():
         if key in raw:
@@ -102,7 +105,8 @@ def _parse_run(raw: Any, where: str) -> PublishRun:
                 raise SnnbenchError(f"{where}.{key}: expected a positive {'integer' if kind is int else 'number'}, "
                                     f"got {value!r}")
             trims.append((key, kind(value)))
-    return PublishRun(suite=suite, runners=text["runners"], cases=text["cases"], quick=quick, trims=tuple(trims))
+    return PublishRun(suite=suite, runners=text["runners"], cases=text["cases"], quick=quick, trims=tuple(trims),
+                      nir_check=nir)
 
 
 def load_profile(name_or_path: str) -> Profile:
