@@ -107,7 +107,7 @@ def test_what_nir_or_the_spec_cannot_express_is_refused_by_name(tmp_path):
                                 "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
                                 "out": nir.Output({"output": np.array([2, 4, 4])})},
                          edges=[("in", "pool"), ("pool", "out")])
-    with pytest.raises(SnnbenchError, match="'pool' is a SumPool2d node"):
+    with pytest.raises(SnnbenchError, match=r"'pool' \(SumPool2d\): snnbench's network spec cannot express it"):
         nir_graph.from_nir(graph, dt=1e-3)
 
 
@@ -162,3 +162,14 @@ def test_layer_spec_fields_survive_the_trip():
     network, got, _ = nir_graph.from_nir(nir_graph.to_nir(case.network, weights, 1e-3))
     assert network == case.network
     assert dataclasses.asdict(network)["layers"][1]["spike_from"] == "previous"
+
+
+def test_cli_import_of_an_unsupported_node_is_one_error_line(tmp_path, capsys):
+    graph = nir.NIRGraph(nodes={"in": nir.Input({"input": np.array([2, 8, 8])}),
+                                "pool": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+                                "out": nir.Output({"output": np.array([2, 4, 4])})},
+                         edges=[("in", "pool"), ("pool", "out")])
+    nir.write(str(tmp_path / "pool.nir"), graph)
+    assert main(["import", str(tmp_path / "pool.nir"), "--dt", "0.001"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "NIR node 'pool' (AvgPool2d): snnbench's network spec cannot express it" in err[0]

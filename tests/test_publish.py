@@ -38,6 +38,7 @@ def test_the_shipped_profiles_load_and_trim_only_training_size():
     assert trimmed.network == untrimmed.network
     assert (trimmed.spec.time_steps, trimmed.spec.batch, trimmed.spec.lr) == \
         (untrimmed.spec.time_steps, untrimmed.spec.batch, untrimmed.spec.lr)
+    assert [r.suite for r in cpu.runs if r.nir_check] == ["shd"]  # the NIR check on the trained SHD network
     shd = next(r for r in cpu.runs if r.suite == "shd").load()
     assert shd.cases[0].spec.train_samples is None and shd.cases[0].spec.epochs == 10  # the full case
     gpu = load_profile("gpu")
@@ -53,6 +54,7 @@ def test_timing_only_cases_are_not_trimmed():
     ([{"suite": "shd", "speed": 2}], "unknown field 'speed'"),
     ([{"suite": "shd", "epochs": 0}], "epochs: expected a positive integer"),
     ([{"suite": "shd", "train_samples": 1.5}], "train_samples: expected a positive integer"),
+    ([{"suite": "shd", "nir_check": "yes"}], "nir_check: expected true or false"),
     ([{"suite": "shd"}, {"suite": "shd"}], "each suite may appear once"),
     ([{"suite": "nosuch"}], "unknown suite 'nosuch'"),
     ([{"suite": "shd", "cases": "zzz*"}], "no case of suite 'shd' matches"),
@@ -107,7 +109,8 @@ def test_publish_end_to_end_then_render_only_gives_the_same_page(tmp_path, small
         "defaults": {"time_steps": 32, "channels": 32, "batch": 32, "epochs": 5, "lr": 0.01},
         "timing": {"warmup": 1, "min_repeats": 3, "min_time_s": 0.05}, "cases": [{"id": "tiny"}],
     }))
-    profile = _profile(tmp_path, [{"suite": str(suite), "train_samples": 64, "test_samples": 32, "epochs": 1}])
+    profile = _profile(tmp_path, [{"suite": str(suite), "train_samples": 64, "test_samples": 32, "epochs": 1,
+                                   "nir_check": True}])
     readme = tmp_path / "README.md"
     readme.write_text(f"top\n{HEADLINE_START}\n{HEADLINE_END}\nrest\n")
     common = ["--profile", str(profile), "--machine-class", "testclass", "--results", str(tmp_path / "results"),
@@ -118,10 +121,12 @@ def test_publish_end_to_end_then_render_only_gives_the_same_page(tmp_path, small
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["publish"]["trims"] == {"train_samples": 64, "test_samples": 32, "epochs": 1}
+    assert manifest["publish"]["nir_check"] is True and "NIR snnbench round trip" in p.stdout
     assert manifest["cases"][0]["spec"]["train_samples"] == 64
     page = tmp_path / "reports" / "testclass.md"
     assert (tmp_path / "reports" / "testclass.html").is_file()
     first = page.read_text()
+    assert "### NIR interoperability" in first
     table = readme_headline(readme)
     assert table.startswith("| case | runner |") and "| tiny | reference | ok |" in table
     p = snnbench("publish", *common, "--render-only")

@@ -170,7 +170,7 @@ def _first_layer_graph(graph):
     """The graph cut after its first neuron node: ``Input -> weights -> neuron -> Output``."""
     import nir
 
-    order = nir_graph._chain(graph)
+    order = nir_graph.chain(graph)
     cut = next(i for i, k in enumerate(order) if type(graph.nodes[k]).__name__ in ("LIF", "IF", "CubaLIF", "LI"))
     keep = order[:cut + 1]
     nodes = {k: graph.nodes[k] for k in keep}

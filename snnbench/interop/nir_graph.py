@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SnnbenchError
-from ..spec import LayerSpec, NetworkSpec, check_weights, network_from_dict, weight_shapes
+from ..spec import LayerSpec, NetworkSpec, SurrogateSpec, check_weights, network_from_dict, weight_shapes
 
 META = "snnbench"
 #: NIR node types snnbench reads (anything else is refused, naming the node)
@@ -133,14 +133,14 @@ def write(path: str | Path, graph) -> None:
     _import_nir().write(str(path), graph)
 
 
-def _chain(graph) -> list[str]:
+def chain(graph) -> list[str]:
     """The graph's nodes in order from its Input to its Output; a graph that is not one chain is refused."""
     nodes, edges = graph.nodes, list(graph.edges)
     for name, node in nodes.items():
         kind = type(node).__name__
         if kind not in READABLE:
-            what = "a subgraph (recurrence)" if kind == "NIRGraph" else f"a {kind} node"
-            raise SnnbenchError(f"NIR node {name!r} is {what}: snnbench's network spec cannot express it "
+            what = "a subgraph (recurrence)" if kind == "NIRGraph" else kind
+            raise SnnbenchError(f"NIR node {name!r} ({what}): snnbench's network spec cannot express it "
                                 f"(it reads {', '.join(READABLE)})")
     inputs = [k for k, v in nodes.items() if type(v).__name__ == "Input"]
     if len(inputs) != 1:
@@ -178,7 +178,7 @@ def from_nir(graph, dt: float | None = None, fold_input_scale: bool = False
     and the subset snnbench's spec can express of anyone else's. ``dt`` overrides the graph's.
     ``fold_input_scale``: a neuron node whose input scale ``r dt / tau`` is not 1 is read as its weight layer
     times that scale (the same computation), instead of being refused."""
-    order = _chain(graph)
+    order = chain(graph)
     meta = _meta(graph)
     dt = dt if dt is not None else meta.get("dt")
     if dt is None:
@@ -228,16 +228,17 @@ def _network(layers: list[dict[str, Any]], shape: tuple[int, ...], meta: dict[st
             if old.learn_beta:  # the spec keeps the initial decay; the trained ones are weights
                 key = f"layers.{i}.beta"
                 if key not in weights:
-                    weights[key] = np.full(old_shape(base, i), spec_fields["beta"], np.float32)
+                    weights[key] = np.full(_flat_size(base, i), spec_fields["beta"], np.float32)
                 spec_fields.update(beta=old.beta, learn_beta=True)
         specs.append(LayerSpec(**spec_fields))
     image = len(shape) == 3
     return NetworkSpec(inputs=int(np.prod(shape)), layers=tuple(specs),
-                       surrogate=base.surrogate if base else NetworkSpec(1, ()).surrogate,
+                       surrogate=base.surrogate if base else SurrogateSpec(),
                        time_steps=base.time_steps if base else 0, input_shape=tuple(shape) if image else ())
 
 
-def old_shape(network: NetworkSpec, i: int) -> tuple[int, ...]:
+def _flat_size(network: NetworkSpec, i: int) -> tuple[int]:
+    """Layer ``i``'s activity as one flat axis (the shape of a trained per-neuron decay)."""
     return (int(np.prod(network.shapes()[i])),)
 
 
@@ -290,28 +291,33 @@ def _node_to_layer(name: str, node, index: int, dt: float, fold: bool = False
             raise SnnbenchError(f"NIR node {name!r}: IF with r != 1 is not snnbench's 'if'")
         return {"type": "if", "threshold": _uniform(name, "v_threshold", node.v_threshold), **_reset(name, node, meta)}, {}
     if kind in ("LIF", "LI", "CubaLIF"):
-        if not np.allclose(node.v_leak, 0.0):
-            raise SnnbenchError(f"NIR node {name!r}: v_leak != 0 (snnbench's neurons leak to 0)")
-        tau = node.tau_mem if kind == "CubaLIF" else node.tau
-        beta, scale = _beta(name, tau, node.r, dt, fold)
-        fields: dict[str, Any] = {"type": {"LIF": "lif", "LI": "li", "CubaLIF": "cuba_lif"}[kind]}
-        if scale != 1.0:
-            fields["_input_scale"] = scale
-        extra = {}
-        if np.allclose(beta, beta[0], rtol=1e-6, atol=0):
-            fields["beta"] = float(beta[0])
-        else:  # per-neuron decays: snnbench holds them as a trained decay
-            fields.update(beta=float(np.mean(beta)), learn_beta=True)
-            extra[f"{pre}.beta"] = beta.astype(np.float32)
-        if kind != "LI":
-            fields.update(threshold=_uniform(name, "v_threshold", node.v_threshold), **_reset(name, node, meta))
-        if kind == "CubaLIF":
-            scale = np.asarray(node.w_in, np.float64) * dt / np.asarray(node.tau_syn, np.float64)
-            if not np.allclose(scale, 1.0, rtol=1e-5):
-                raise SnnbenchError(f"NIR node {name!r}: synaptic input scale w_in*dt/tau_syn != 1")
-            fields["alpha"] = _uniform(name, "tau_syn", 1.0 - dt / np.asarray(node.tau_syn, np.float64))
-        return fields, extra
-    raise SnnbenchError(f"NIR node {name!r} is a {kind} node: snnbench's network spec cannot express it")
+        return _leaky_layer(name, node, kind, meta, pre, dt, fold)
+    raise SnnbenchError(f"NIR node {name!r} ({kind}): snnbench's network spec cannot express it")
+
+
+def _leaky_layer(name: str, node, kind: str, meta: dict[str, Any], pre: str, dt: float, fold: bool
+                 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A LIF, LI or CubaLIF node as a layer: decay from ``tau`` and ``dt``, threshold, reset, synaptic decay."""
+    if not np.allclose(node.v_leak, 0.0):
+        raise SnnbenchError(f"NIR node {name!r}: v_leak != 0 (snnbench's neurons leak to 0)")
+    beta, scale = _beta(name, node.tau_mem if kind == "CubaLIF" else node.tau, node.r, dt, fold)
+    fields: dict[str, Any] = {"type": {"LIF": "lif", "LI": "li", "CubaLIF": "cuba_lif"}[kind]}
+    if scale != 1.0:
+        fields["_input_scale"] = scale
+    extra = {}
+    if np.allclose(beta, beta[0], rtol=1e-6, atol=0):
+        fields["beta"] = float(beta[0])
+    else:  # per-neuron decays: snnbench holds them as a trained decay
+        fields.update(beta=float(np.mean(beta)), learn_beta=True)
+        extra[f"{pre}.beta"] = beta.astype(np.float32)
+    if kind != "LI":
+        fields.update(threshold=_uniform(name, "v_threshold", node.v_threshold), **_reset(name, node, meta))
+    if kind == "CubaLIF":
+        syn_scale = np.asarray(node.w_in, np.float64) * dt / np.asarray(node.tau_syn, np.float64)
+        if not np.allclose(syn_scale, 1.0, rtol=1e-5):
+            raise SnnbenchError(f"NIR node {name!r}: synaptic input scale w_in*dt/tau_syn != 1")
+        fields["alpha"] = _uniform(name, "tau_syn", 1.0 - dt / np.asarray(node.tau_syn, np.float64))
+    return fields, extra
 
 
 def _reset(name: str, node, meta: dict[str, Any]) -> dict[str, Any]:
