@@ -145,6 +145,15 @@ def test_publish_bad_input_is_one_line(tmp_path):
         assert p.stderr.startswith("snnbench: error: ") and message in p.stderr, p.stderr
 
 
+def _tracked(path: Path) -> list[str]:
+    """The files git tracks under ``path`` (every file there when this is not a git checkout)."""
+    import subprocess
+
+    p = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", str(path)], cwd=REPO,
+                       capture_output=True, text=True)
+    return p.stdout.split() if p.returncode == 0 else [str(f) for f in path.rglob("*")]
+
+
 def test_the_committed_cpu_publish_is_what_its_runs_render_to():
     """reports/<class>.md and the README's headline table are exactly what ``snnbench report`` makes
     of the committed run directories (re-rendered here), and the runs are complete and small."""
@@ -158,7 +167,8 @@ def test_the_committed_cpu_publish_is_what_its_runs_render_to():
     for path in paths:
         manifest = json.loads((path / "manifest.json").read_text())
         assert manifest["status"] == "complete", path
-        assert not any(f.suffix in (".npz", ".pt", ".ckpt") for f in path.rglob("*")), "no weights committed"
+        assert not any(Path(f).suffix in (".npz", ".pt", ".ckpt", ".nir") for f in _tracked(path)), \
+            "no weights committed (a run's weights/ and nir/ stay out of git)"
         assert sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) < 4 * 2**20, path
     rendered = markdown(load_runs(paths))
     assert (REPO / "reports" / f"{CPU_CLASS}.md").read_text(encoding="utf-8") == rendered

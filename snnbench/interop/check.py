@@ -121,13 +121,20 @@ def describe_import(network: NetworkSpec, weights: dict[str, np.ndarray], got: N
                 f"{'-'.join(la.type for la in network.layers)})"]
     out = []
     for i, (a, b) in enumerate(zip(network.layers, got.layers)):
-        for name in ("beta", "threshold", "reset", "alpha"):
-            va, vb = getattr(a, name), getattr(b, name)
+        diffs = []
+        for name, label in (("beta", "decay"), ("alpha", "synaptic decay"), ("threshold", "threshold"),
+                            ("reset", "reset")):
             relevant = (a.is_neuron and name == "beta") or (a.spiking and name in ("threshold", "reset")) \
                 or (a.type == "cuba_lif" and name == "alpha")
-            if relevant and (va != vb if isinstance(va, str) else abs(va - vb) > 1e-4 * max(1, abs(va))):
-                out.append(f"layers.{i} ({a.type}): {name} {vb:.5g} (canonical {va:g})" if not isinstance(va, str)
-                           else f"layers.{i} ({a.type}): {name} {vb} (canonical {va})")
+            va, vb = getattr(a, name), getattr(b, name)
+            if not relevant:
+                continue
+            if isinstance(va, str) and va != vb:
+                diffs.append(f"{label} {vb} (canonical {va})")
+            elif not isinstance(va, str) and abs(va - vb) > 1e-4 * max(1, abs(va)):
+                diffs.append(f"{label} {vb:.5g} (canonical {va:g})")
+        if diffs:
+            out.append(f"layers.{i} ({a.type}): " + ", ".join(diffs))
     for key, w in weights.items():
         if key in got_weights and got_weights[key].shape == w.shape:
             g = got_weights[key].astype(np.float64)
@@ -141,6 +148,15 @@ def describe_import(network: NetworkSpec, weights: dict[str, np.ndarray], got: N
                 out.append(f"{key}: differs by up to {err:.3g}")
         else:
             out.append(f"{key}: missing or reshaped")
+    for key in weights:  # a layer whose weight and bias moved by the same factor: one line
+        if key.endswith(".weight"):
+            layer = key[: -len(".weight")]
+            w_line, b_line = f"{layer}.weight: scaled by", f"{layer}.bias: scaled by"
+            w = next((x for x in out if x.startswith(w_line)), None)
+            b = next((x for x in out if x.startswith(b_line)), None)
+            if w and b and w[len(w_line):] == b[len(b_line):]:
+                out[out.index(w)] = f"{layer}: weight and bias scaled by{w[len(w_line):]}"
+                out.remove(b)
     return out
 
 

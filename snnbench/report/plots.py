@@ -265,8 +265,8 @@ def sparsity_by_layer(rows: list[dict[str, Any]]) -> bytes | None:
         ys = [r["sparsity_layers"][k] for r in data if k < len(r["sparsity_layers"])]
         ax.bar(xs, ys, width, label=f"spiking layer {k + 1}", alpha=0.4 + 0.6 * (k + 1) / n_layers, color="C0")
     _tick_labels(ax, data)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.15)  # room for the legend above the bars
     ax.set_ylabel("zero outputs / outputs")
     ax.set_title("activation sparsity by spiking layer", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", ncol=n_layers, frameon=False)
     return _png(fig)
