@@ -64,6 +64,17 @@ def test_ray_executor_gives_the_local_executors_records(tmp_path, small_shd):
     logs = {r["log"] for r in ray_records if r.get("log")}
     assert logs and all(log.startswith(str(run_dir / "logs")) and os.path.exists(log) for log in logs)
     assert "on node" in remote.stdout
+    # so did the trained weights: the ones the local run saved (same seed, same data order)
+    weights = sorted({r["weights"] for r in ray_records if r.get("weights")})
+    assert weights == ["weights/a--reference.npz", "weights/a--torch.npz"]
+    (local_dir,) = (tmp_path / "local").iterdir()
+    import numpy as np
+
+    for rel in weights:
+        with np.load(run_dir / rel) as theirs, np.load(local_dir / rel) as ours:
+            assert set(theirs.files) == set(ours.files)
+            for k in ours.files:
+                np.testing.assert_allclose(theirs[k], ours[k], rtol=1e-5, atol=1e-6)
 
 
 def test_a_killed_ray_task_is_a_crashed_job_and_the_rest_complete(tmp_path, small_shd):
