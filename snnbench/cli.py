@@ -247,7 +247,7 @@ def cmd_nir_check(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .interop import frameworks
-    from .interop.check import nir_check
+    from .interop.check import entry_text, nir_check
 
     names = [n.strip() for n in args.frameworks.split(",")] if args.frameworks else None
     known = [fw.name for fw in frameworks.FRAMEWORKS]
@@ -256,18 +256,14 @@ def cmd_nir_check(args: argparse.Namespace) -> int:
             raise SnnbenchError(f"--frameworks: unknown framework {name!r} (known: {', '.join(known)})")
     console = _console()
 
-    def show(row):
-        acc = f"{100 * row['value']:.1f}%" if row.get("value") is not None else row["status"]
-        console.print(f"{row['framework']} {row['direction']}: {acc}", markup=False)
-
-    rows = nir_check(args.run_dir, args.case, args.runner, names, args.data_dir, on_row=show)
+    rows = nir_check(args.run_dir, args.case, args.runner, names, args.data_dir, on_row=lambda row: console.print(
+        f"{row['framework']} {row['direction']}: {entry_text(row)}", markup=False))
     table = Table("framework", "import: its NIR reader", "export: its NIR writer -> snnbench", title=(
         f"NIR check: {rows[0]['case']} trained by {rows[0]['runner']}, test accuracy after the trip "
         f"(snnbench's own round trip: {100 * rows[0]['value']:.1f}%)"))
     cells: dict[str, dict[str, str]] = {}
     for row in rows[1:]:
-        acc = f"{100 * row['value']:.1f}%" if row.get("value") is not None else row["status"]
-        cells.setdefault(row["framework"], {})[row["direction"]] = acc
+        cells.setdefault(row["framework"], {})[row["direction"]] = entry_text(row)
     for name, cell in cells.items():
         table.add_row(name, cell.get("import", "-"), cell.get("export", "-"))
     console.print(table)
@@ -338,11 +334,10 @@ def _publish_suite(item, suite, runners, class_dir: Path, profile: str, machine:
     finally:
         display.stop()
     if item.nir_check:
-        from .interop.check import nir_check
+        from .interop.check import entry_text, nir_check
 
         nir_check(run_dir.path, data_dir=data_dir, on_row=lambda r: console.print(
-            f"NIR {r['framework']} {r['direction']}: "
-            + (f"{100 * r['value']:.1f}%" if r.get("value") is not None else r["status"]), markup=False))
+            f"NIR {r['framework']} {r['direction']}: {entry_text(r)}", markup=False))
     manifest = run_dir.manifest()
     manifest["publish"] = {"profile": profile, "machine_class": machine, "trims": dict(item.trims),
                            "cases": item.cases, "nir_check": item.nir_check,

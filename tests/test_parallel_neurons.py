@@ -172,7 +172,7 @@ def test_activity_and_parallel_error_records():
         r.build(case, "cpu", 0)
         r.set_weights(init_weights(case.network, 0))
         x = (np.random.default_rng(0).random((4, 64, 12)) < 0.3).astype(np.float32)
-        activity(r, x, lambda metric, **kw: recs.__setitem__((name, metric), kw))
+        activity(r, x, lambda metric, **kw: recs.__setitem__((name, metric), kw), r.forward(x))
         assert recs[(name, "parallel_error")]["value"] < 1e-3  # fraction of outputs that differ
         spikes = r.forward(x).spikes
         rate = recs[(name, "firing_rate")]

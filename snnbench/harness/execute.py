@@ -138,9 +138,15 @@ def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy
         traceback.print_exc(file=sys.stderr)
         floor = None
         record("gemm_floor", "oom" if is_oom(exc) else "failed", f"gemm floor: {failure_reason(exc)}")
-    measure.record_steps(record, steps, floor, k, policy, measure.efficiency_of(runner, case, xs[0]))
+    try:  # one forward of the timed network serves its efficiency and (random input) its activity
+        out = runner.forward(xs[0])
+    except Exception as exc:  # the efficiency says why; the timings stand
+        out, efficiency = None, {"error": failure_reason(exc)}
+    else:
+        efficiency = measure.efficiency_of(runner, case, xs[0], out)
+    measure.record_steps(record, steps, floor, k, policy, efficiency)
     if case.spec.dataset == "random":
-        measure.activity(runner, xs[0], record)
+        measure.activity(runner, xs[0], record, out if out is not None else runner.forward(xs[0]))
     if train is None or case.spec.epochs == 0:
         return
     phase("compile and training")

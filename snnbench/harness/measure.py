@@ -105,11 +105,13 @@ def time_floor(runner, policy: RepeatPolicy) -> dict[str, Any] | None:
     return {"timings": timings, "framework": floor.framework, "memory": mem.result.as_dict()}
 
 
-def efficiency_of(runner, case: Case, x: np.ndarray) -> dict[str, Any]:
+def efficiency_of(runner, case: Case, x: np.ndarray, out=None) -> dict[str, Any]:
     """NeuroBench's metrics (:mod:`.efficiency`) of the runner's network as it is now, on the batch ``x``
-    ``[B, T, C]``; a failure is the result's ``error``, never the job's."""
+    ``[B, T, C]`` (``out``: its forward result, if already run); a failure is the result's ``error``, never
+    the job's."""
     try:
-        return efficiency(case.network, runner.get_weights(), x, runner.forward(x).spikes)
+        out = out if out is not None else runner.forward(x)
+        return efficiency(case.network, runner.get_weights(), x, out.spikes)
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
@@ -218,10 +220,10 @@ def step_consistency(epoch_s: float, batches: int, fwdbwd_ms: list[float]) -> di
             "agree": bool(1 / STEP_CONSISTENCY <= ratio <= STEP_CONSISTENCY)}
 
 
-def activity(runner, x: np.ndarray, record: Record) -> None:
+def activity(runner, x: np.ndarray, record: Record, out) -> None:
     """Firing rate per spiking layer (events: non-zero outputs; integer neurons count their value)
-    and, for neurons with a parallel training form, its distance from the step-by-step form."""
-    out = runner.forward(x)
+    and, for neurons with a parallel training form, its distance from the step-by-step form; ``out`` is
+    the runner's forward result on ``x``."""
     layers = [{"rate": float(np.mean(s != 0)), "events": float(np.sum(s))} for s in out.spikes]
     if layers:
         record("firing_rate", unit="fraction", value=float(np.mean([la["rate"] for la in layers])),

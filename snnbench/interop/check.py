@@ -163,6 +163,11 @@ def describe_import(network: NetworkSpec, weights: dict[str, np.ndarray], got: N
 # ------------------------------------------------------------------------------------------------ the check
 
 
+def entry_text(row: dict[str, Any]) -> str:
+    """An entry's accuracy (``96.4%``) or, without one, its status."""
+    return f"{100 * row['value']:.1f}%" if row.get("value") is not None else row["status"]
+
+
 def _failure(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}"[:300]

@@ -57,6 +57,18 @@ def _torch_stepper(model) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
+def _torch_linear(cls, i: int, n_in: int, layer, weights: dict[str, np.ndarray], scale: float = 1.0):
+    """A torch ``Linear``-like ``cls(n_in, out, bias=)`` holding layer ``i``'s canonical weights times ``scale``."""
+    import torch
+
+    m = cls(n_in, layer.out, bias=layer.bias)
+    with torch.no_grad():
+        m.weight.copy_(torch.from_numpy(weights[f"layers.{i}.weight"] * scale))
+        if layer.bias:
+            m.bias.copy_(torch.from_numpy(weights[f"layers.{i}.bias"] * scale))
+    return m
+
+
 def _mean(value) -> float:
     return float(np.mean(np.asarray(value.detach() if hasattr(value, "detach") else value, np.float64)))
 
@@ -98,11 +110,7 @@ def _snntorch_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: fl
     mods = []
     for i, (layer, shape_in) in enumerate(zip(network.layers, network.input_shapes())):
         if layer.type == "linear":
-            m = torch.nn.Linear(shape_in[0], layer.out, bias=layer.bias)
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(weights[f"layers.{i}.weight"]))
-                if layer.bias:
-                    m.bias.copy_(torch.from_numpy(weights[f"layers.{i}.bias"]))
+            m = _torch_linear(torch.nn.Linear, i, shape_in[0], layer, weights)
         elif layer.type == "lif":
             m = snn.Leaky(beta=layer.beta, threshold=layer.threshold, reset_mechanism=layer.reset, init_hidden=True)
         elif layer.type == "li":
@@ -149,11 +157,7 @@ def _norse_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: float
             # Norse scales a neuron's input by dt * tau_mem_inv = 1 - beta: the weights carry 1 / (1 - beta)
             nxt = network.layers[i + 1]
             scale = 1.0 / (1.0 - nxt.beta)
-            m = torch.nn.Linear(shape_in[0], layer.out, bias=layer.bias)
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(weights[f"layers.{i}.weight"] * scale))
-                if layer.bias:
-                    m.bias.copy_(torch.from_numpy(weights[f"layers.{i}.bias"] * scale))
+            m = _torch_linear(torch.nn.Linear, i, shape_in[0], layer, weights, scale)
         elif layer.type == "lif":
             m = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor((1 - layer.beta) / dt),
                                                         v_th=torch.tensor(layer.threshold)), dt=dt)
@@ -265,11 +269,7 @@ def _sinabs_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: floa
     for i, (layer, shape_in) in enumerate(zip(network.layers, network.input_shapes())):
         tau = -1.0 / np.log(layer.beta) if layer.is_neuron else None
         if layer.type == "linear":
-            m = torch.nn.Linear(shape_in[0], layer.out, bias=layer.bias)
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(weights[f"layers.{i}.weight"]))
-                if layer.bias:
-                    m.bias.copy_(torch.from_numpy(weights[f"layers.{i}.bias"]))
+            m = _torch_linear(torch.nn.Linear, i, shape_in[0], layer, weights)
         elif layer.type == "lif":
             m = sl.LIFSqueeze(tau_mem=float(tau), spike_threshold=layer.threshold, norm_input=False, batch_size=1)
         elif layer.type == "li":
@@ -338,11 +338,7 @@ def _spikingjelly_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt
     mods = []
     for i, (layer, shape_in) in enumerate(zip(network.layers, network.input_shapes())):
         if layer.type == "linear":
-            m = layer_mod.Linear(shape_in[0], layer.out, bias=layer.bias)
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(weights[f"layers.{i}.weight"]))
-                if layer.bias:
-                    m.bias.copy_(torch.from_numpy(weights[f"layers.{i}.bias"]))
+            m = _torch_linear(layer_mod.Linear, i, shape_in[0], layer, weights)
         elif layer.type == "lif":
             m = neuron.LIFNode(tau=1.0 / (1.0 - layer.beta), decay_input=False, v_threshold=layer.threshold, v_reset=0.0)
         elif layer.type == "li":  # SpikingJelly's leaky-integrator readout (it scales its input by 1 / tau)
