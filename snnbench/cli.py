@@ -30,7 +30,7 @@ def _console():
 
     console = Console(highlight=False)
     if not console.is_terminal:  # logs and CI: wide enough for the results table
-        console = Console(highlight=False, width=160)
+        console = Console(highlight=False, width=200)  # 16 columns, one line per row
     return console
 
 
