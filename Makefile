@@ -2,7 +2,9 @@
 #   make run    install every framework that installs here, run the SHD suite across all of them
 #               (snnbench run --suite shd) and write the HTML report
 #   make test   install everything the tests need and run pytest
-# torch is always the CPU build pinned here: an unpinned torch would pull a multi-GB CUDA build.
+# On a machine whose NVIDIA driver reports a GPU both take the CUDA stack (CUDA torch and CUDA jax, what
+# `make install-gpu` installs); elsewhere the CPU build of torch pinned here (an unpinned torch would pull
+# a multi-GB CUDA build). GPU=1 / GPU= forces either path.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -11,8 +13,12 @@ ARGS   ?=
 
 .PHONY: run test publish install-gpu bench bench-compare bench-baseline install-run install-test clean
 
+ifeq ($(origin GPU),undefined)
+GPU := $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU' && echo 1)
+endif
+
 # Speed baselines are kept per machine class (architecture, cores, GPU or not).
-MACHINE := $(shell uname -m)-$(shell nproc)cpu$(shell command -v nvidia-smi >/dev/null 2>&1 && echo -gpu)
+MACHINE := $(shell uname -m)-$(shell nproc)cpu$(if $(GPU),-gpu)
 BENCH_STORE := results/baselines/$(MACHINE)
 BENCH_FAIL ?= median:30%
 BENCH = $(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-storage=file://$(BENCH_STORE) \
@@ -26,34 +32,49 @@ $(VENV)/.run-deps: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[jax,report]'
 	touch $@
 
-# Every framework adapter's package; the CPU torch first, so that nothing pulls another torch build.
+# Norse 1.1 declares torchvision only for its vision examples; without --no-deps pip would replace the
+# torch build with another to satisfy it. SpikingJelly 2.0 declares torchvision and torchaudio (same
+# problem), Sinabs 3.1 samna and nir<=1.0.4, Rockpool 3.1 nothing it needs beyond numpy/scipy: all
+# four --no-deps, their real dependencies come from the extras.
+NODEPS = 'norse==1.1.0' 'nirtorch>=2' 'spikingjelly==2.0.0' 'sinabs==3.1.3' 'rockpool==3.1.0'
+
+# The GPU stack: CUDA torch first, its CUDA libraries frozen as constraints, then CUDA jax and every
+# framework under them, so that neither replaces the other's (docs: containers and GPU).
+TORCH_GPU ?= torch==2.11.0
+TORCH_GPU_INDEX ?= https://download.pytorch.org/whl/cu130
+define install_gpu_stack
+	$(BIN)/pip install -q '$(TORCH_GPU)' --index-url $(TORCH_GPU_INDEX)
+	$(BIN)/pip freeze | grep -i -E '^(torch|triton|nvidia-[a-z0-9-]+)==' > $(VENV)/cuda-pins.txt
+	$(BIN)/pip install -q -c $(VENV)/cuda-pins.txt -e '.[all,gpu,dev]'
+	$(BIN)/pip install -q --no-deps $(NODEPS)
+	$(BIN)/python -c "import torch, jax; print('torch', torch.__version__, torch.cuda.is_available(), '| jax', jax.__version__, jax.devices())"
+endef
+
+# Every framework adapter's package: the GPU stack where there is a GPU, else the CPU torch first, so
+# that nothing pulls another torch build.
+ifeq ($(GPU),1)
+$(VENV)/.frameworks: $(BIN)/python pyproject.toml
+	$(install_gpu_stack)
+	touch $(VENV)/.run-deps $@
+else
 $(VENV)/.frameworks: $(VENV)/.run-deps
 	$(BIN)/pip install -q '$(TORCH)'
 	$(BIN)/pip install -q -e '.[all]'
-	# Norse 1.1 declares torchvision only for its vision examples; without --no-deps pip would
-	# replace the CPU torch with a CUDA build to satisfy it. SpikingJelly 2.0 declares torchvision and
-	# torchaudio (same problem), Sinabs 3.1 samna and nir<=1.0.4, Rockpool 3.1 nothing it needs
-	# beyond numpy/scipy: all four --no-deps, their real dependencies come from the extras above.
-	$(BIN)/pip install -q --no-deps 'norse==1.1.0' 'nirtorch>=2' 'spikingjelly==2.0.0' 'sinabs==3.1.3' 'rockpool==3.1.0'
+	$(BIN)/pip install -q --no-deps $(NODEPS)
 	touch $@
+endif
 
 $(VENV)/.test-deps: $(VENV)/.frameworks
-	$(BIN)/pip install -q -e '.[all,ray,dev]'
+	$(BIN)/pip install -q $(if $(GPU),-c $(VENV)/cuda-pins.txt) -e '.[all,ray,dev]'
 	# NeuroBench, for the efficiency metrics' cross-check: it declares torchaudio (a CUDA torch would come
 	# with it) and dataset extras; its metrics need only torch, snntorch and tqdm, installed above.
 	$(BIN)/pip install -q --no-deps 'neurobench==2.3.0'
 	touch $@
 
-# A GPU machine: CUDA torch first, its CUDA libraries frozen as constraints, then CUDA jax and every
-# framework under them (README: GPU install). Not run by CI (no GPU there).
-TORCH_GPU ?= torch==2.11.0
-TORCH_GPU_INDEX ?= https://download.pytorch.org/whl/cu130
+# The GPU stack on demand (`make run` and `make test` take it by themselves where nvidia-smi reports
+# a GPU). Not run by CI (no GPU there).
 install-gpu: $(BIN)/python
-	$(BIN)/pip install -q '$(TORCH_GPU)' --index-url $(TORCH_GPU_INDEX)
-	$(BIN)/pip freeze | grep -i -E '^(torch|triton|nvidia-[a-z0-9-]+)==' > $(VENV)/cuda-pins.txt
-	$(BIN)/pip install -q -c $(VENV)/cuda-pins.txt -e '.[all,gpu,dev]'
-	$(BIN)/pip install -q --no-deps 'norse==1.1.0' 'nirtorch>=2' 'spikingjelly==2.0.0' 'sinabs==3.1.3' 'rockpool==3.1.0'
-	$(BIN)/python -c "import torch, jax; print('torch', torch.__version__, torch.cuda.is_available(), '| jax', jax.__version__, jax.devices())"
+	$(install_gpu_stack)
 	touch $(VENV)/.run-deps $(VENV)/.frameworks $(VENV)/.test-deps
 
 install-run: $(VENV)/.frameworks

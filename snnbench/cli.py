@@ -48,6 +48,7 @@ def _resume_settings(args: argparse.Namespace):
     args.seed, args.data_dir = m.get("seed"), m.get("data_dir")
     args.runners, args.no_parity = ",".join(map(str, m["runners"])), not m.get("check_parity", True)
     args.cases, args.epochs = m.get("case_filter"), m.get("epochs")
+    args.offline = args.offline or bool(m.get("offline"))
     executor = m.get("executor") if isinstance(m.get("executor"), dict) else {}
     if args.executor is None and executor.get("name") == "ray":  # where it ran, unless told otherwise
         args.executor = "ray"
@@ -96,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
                             seed=args.seed, quick=args.quick, command=command, on_event=display.on_event,
                             on_start=display.on_start, check_parity=not args.no_parity, resume=resume,
-                            case_filter=args.cases, epochs=args.epochs, executor=executor)
+                            case_filter=args.cases, epochs=args.epochs, executor=executor,
+                            offline=args.offline)
     except KeyboardInterrupt:
         display.stop()
         rd = display.run_dir
@@ -106,6 +108,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         display.stop()
     console.print(results_table(run_dir.records()))
+    trained = any(r.get("metric") == "test_acc" and r.get("status") == "ok" for r in run_dir.records())
+    if trained and run_dir.manifest().get("synthetic_data"):
+        console.print("[bold yellow]Synthetic data:[/] these accuracies come from snnbench's synthetic stand-in, "
+                      "not the real dataset, and cannot be compared with published results "
+                      "(get the real set: snnbench fetch-data shd|nmnist).")
     console.print(f"records: {run_dir.path / 'records.jsonl'}", markup=False, highlight=False)
     if not args.no_report:  # beside the run's --out folder: results/ -> reports/
         report = run_dir.path.parent.parent / "reports" / f"{run_dir.path.name}.html"
@@ -116,11 +123,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(paths: list, output: str | None, target_acc: float, console, after_run: bool = False) -> None:
+def _write_report(paths: list, output: str | None, target_acc: float, console, after_run: bool = False,
+                  baseline: list | None = None) -> None:
     from .report.load import load_runs
 
     runs = load_runs(paths)
-    _warn_skipped(runs)
+    baselines = load_runs(baseline) if baseline else None
+    _warn_skipped(runs + (baselines or []))
     try:
         from .report.html import write_report
     except ImportError as exc:
@@ -132,7 +141,7 @@ def _write_report(paths: list, output: str | None, target_acc: float, console, a
     out = Path(output) if output else Path("reports") / f"{runs[0].name}.html"
     if out.suffix != ".html":
         raise SnnbenchError(f"-o {out}: the report file must end in .html")
-    for path in write_report(runs, out, target_acc=target_acc):
+    for path in write_report(runs, out, target_acc=target_acc, baselines=baselines):
         console.print(f"wrote {path}", markup=False, highlight=False)
 
 
@@ -152,6 +161,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
     from rich.markup import escape
 
+    from .harness.env import resolve_device
     from .harness.parity import compare, summary
     from .runners import parse_runner_list, registry
     from .spec import load_suite, validate_case
@@ -160,6 +170,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         raise SnnbenchError(f"--batch must be at least 1, got {args.batch}")
     suite = load_suite(args.suite, quick=args.quick)
     names = parse_runner_list(args.runners, tuple(n for n in registry() if n != "reference"))
+    device = resolve_device(args.device)  # 'auto': one device for every comparison
     console = _console()
     table = Table("case", "runner", "status", "flips", "readout err", "loss err", "min grad cos", "grad norm err",
                   "deviations (proof)", title="parity against the reference")
@@ -172,7 +183,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         for name in names:
             if name == "reference":
                 continue
-            res = compare(case, name, batch=args.batch, seed=case.spec.seed, device=args.device)
+            res = compare(case, name, batch=args.batch, seed=case.spec.seed, device=device)
             console.print(f"[cyan]{escape(case.id)}[/] [magenta]{escape(name)}[/] {escape(summary(res))}")
             failed |= res["status"] in ("fail", "inconclusive")
             if "spikes" not in res:  # skipped or inconclusive: nothing was compared
@@ -192,7 +203,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     if not 0.0 < args.target_acc <= 1.0:
         raise SnnbenchError(f"--target-acc {args.target_acc}: expected a fraction in (0, 1], e.g. 0.8")
-    _write_report(args.runs, args.output, args.target_acc, _console())
+    _write_report(args.runs, args.output, args.target_acc, _console(), baseline=args.baseline)
     return 0
 
 
@@ -416,10 +427,35 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     import json
 
-    from .harness.env import capture
+    from .harness.env import accelerator, capture
 
-    print(json.dumps(capture(), indent=2, default=str))
+    info = capture()
+    info["accelerator"] = accelerator()  # what --device auto resolves to for a whole run
+    info["devices"] = _usable_devices()
+    print(json.dumps(info, indent=2, default=str))
+    if info["accelerator"] != "cpu":
+        for name, found in info["devices"].items():
+            if isinstance(found, list) and not any(d.startswith(info["accelerator"]) for d in found):
+                print(f"snnbench: warning: {name} cannot use the {info['accelerator']} here (it sees "
+                      f"{', '.join(found)}): a run on this machine will skip it", file=sys.stderr)
     return 0
+
+
+def _usable_devices() -> dict:
+    """Per runner, the devices its framework can use here, or why it is unavailable."""
+    from .runners import registry
+
+    found = {}
+    for name, cls in registry().items():
+        ok = cls.available()
+        if not ok.ok:
+            found[name] = f"unavailable: {ok.reason}"
+            continue
+        try:
+            found[name] = cls.usable_devices()
+        except Exception as exc:  # a framework that fails to initialise its backend
+            found[name] = f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return found
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
@@ -435,6 +471,31 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch_data(args: argparse.Namespace) -> int:
+    import os
+    from urllib.parse import urlsplit
+
+    from .data import DATA_ENV, FORMATS, default_data_dir
+    from .data.fetch import Unreachable, fetch
+
+    out = Path(args.out or os.environ.get(DATA_ENV) or default_data_dir()).expanduser()
+    if out.exists() and not out.is_dir():
+        raise SnnbenchError(f"--out {out} is a file, not a directory")
+    if args.mirror and (urlsplit(args.mirror).scheme not in ("http", "https") or not urlsplit(args.mirror).hostname):
+        raise SnnbenchError(f"--mirror {args.mirror!r} is not an http(s) URL")
+    fmt = FORMATS[args.dataset]
+    try:
+        fetch(args.dataset, out, mirror=args.mirror, verify=not args.no_verify)
+    except Unreachable as exc:
+        raise SnnbenchError(f"{exc}; on a machine without internet, serve the archives from a mirror "
+                            f"(--mirror URL) or copy them to {out}/{fmt.name.replace('-', '')}/") from None
+    info = fmt.describe(out)
+    default = out.resolve() == default_data_dir().resolve()
+    print(f"{fmt.name} in {out}: {info['samples']} train / {info['test_samples']} test samples; "
+          + ("'snnbench run' uses it from now on" if default else f"use it with --data-dir {out}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="snnbench", description="Benchmark spiking-neural-network training frameworks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -447,8 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "gpu", "tpu", "auto"], help="override every case's device")
     r.add_argument("--quick", action="store_true", help="the suite's small smoke-test variant")
     r.add_argument("--data-dir", help="directory holding SHD/shd_{train,test}.h5 or NMNIST/{Train,Test}/ "
-                                      "(default: $SNNBENCH_DATA_DIR, else the cache; synthetic data when none "
-                                      "is found)")
+                                      "(default: $SNNBENCH_DATA_DIR, else the cache, where the real set is "
+                                      "downloaded on first use; synthetic data when offline)")
+    r.add_argument("--offline", action="store_true", help="never download a dataset: without a real one, use the "
+                                                          "synthetic stand-in (also: SNNBENCH_OFFLINE=1)")
     r.add_argument("--out", default="results", help="parent directory of the run directory (default: results)")
     r.add_argument("--seed", type=int, help="override every case's seed")
     r.add_argument("--epochs", type=int, help="override every training case's epochs (>= 1)")
@@ -481,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", help="run directories")
     rep.add_argument("-o", "--output", help="HTML file to write (default: reports/<first run>.html)")
     rep.add_argument("--target-acc", type=float, default=0.8, help="accuracy for time-to-accuracy (default 0.8)")
+    rep.add_argument("--baseline", nargs="+", metavar="RUN", help="earlier run directories of the same suites: adds "
+                     "a change column (significance as 'snnbench compare' decides) and the environment changes")
     rep.set_defaults(func=cmd_report)
 
     cmp_ = sub.add_parser("compare", help="compare two runs; exit 1 on a significant slowdown past the threshold")
@@ -540,6 +605,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--test", type=int, help="test samples (default: 2264 SHD / 10000 N-MNIST)")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=cmd_make_data)
+
+    fd = sub.add_parser("fetch-data", help="download the real SHD or N-MNIST (tonic's URLs, file names and md5s)")
+    fd.add_argument("dataset", choices=["shd", "nmnist"])
+    fd.add_argument("--out", help="data dir to fill (files go to OUT/SHD/ or OUT/NMNIST/; default: "
+                                  "$SNNBENCH_DATA_DIR, else the cache dir that 'run' reads)")
+    fd.add_argument("--mirror", help="base URL serving tonic's archive names (shd_train.h5.zip, shd_test.h5.zip; "
+                                     "N-MNIST train.zip, test.zip), e.g. a lab's copy")
+    fd.add_argument("--no-verify", action="store_true", help="skip tonic's md5 checks (a private mirror whose files "
+                                                             "differ); archives and files are still checked")
+    fd.set_defaults(func=cmd_fetch_data)
     return p
 
 

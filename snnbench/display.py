@@ -17,23 +17,8 @@ from rich.markup import escape
 from rich.progress import ProgressColumn
 from rich.text import Text
 
-#: timing phases run roughly this many batches' worth of steps per job (warm-ups, repeats, floor)
-TIMING_BATCHES = 60
-
-
-def job_weight(case) -> float:
-    """A job's expected work in sample-steps: the ETA's unit."""
-    from .data import FORMATS
-
-    spec = case.spec
-    steps = TIMING_BATCHES * spec.batch
-    if spec.epochs:
-        full = FORMATS[spec.dataset].full_sizes if spec.dataset in FORMATS else (2048, 512)
-        n_train = spec.train_samples or full[0]
-        n_test = spec.test_samples or full[1]
-        steps += spec.epochs * (n_train + n_test / 3)  # evaluation is a forward pass only
-    return float(steps * spec.time_steps)
-
+from .results.estimate import describe as describe_estimate
+from .results.estimate import estimate, find_runs, job_weight
 
 def _clock(seconds: float | None) -> str:
     if seconds is None:
@@ -79,7 +64,8 @@ class RunDisplay:
                 f"{self.n_cases} case(s) x {self.n_runners} runner(s) ->")
         self.console.print(f"[bold]snnbench[/] suite [bold]{escape(self.suite_name)}[/]"
                            f"{' (quick)' if self.quick else ''}: {verb} {escape(str(run_dir.path))}")
-        self.console.print(f"data: {escape(data_note)}")
+        self.console.print(f"data: {escape(data_note)}", soft_wrap=True)  # one line, however long
+        self.console.print(escape(self.plan_line(run_dir, jobs)), soft_wrap=True)
         self.started = time.monotonic()
         if self.interactive:
             from rich.progress import BarColumn, Progress, TextColumn
@@ -89,6 +75,17 @@ class RunDisplay:
             self.progress.start()  # only now: an error before this prints its one line and nothing else
             self.task = self.progress.add_task("jobs", total=sum(self.weights.values()) or 1.0)
             self._refresh()
+
+    @staticmethod
+    def plan_line(run_dir, jobs) -> str:
+        """How many jobs, and how long they should take here (from earlier runs beside this one and
+        the committed publish)."""
+        from pathlib import Path
+
+        roots = [run_dir.path.parent, Path(__file__).resolve().parents[1] / "results"]
+        runs = [r for r in find_runs(list(dict.fromkeys(roots))) if r.resolve() != run_dir.path.resolve()]
+        environment = run_dir.manifest().get("environment") or {}
+        return "plan: " + describe_estimate(len(jobs), estimate(jobs, runs, environment))
 
     def stop(self) -> None:
         if self.progress is not None and self.progress.live.is_started:

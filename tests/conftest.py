@@ -12,6 +12,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "snnbench-cache"
     monkeypatch.setenv("SNNBENCH_CACHE", str(cache))
     monkeypatch.delenv("SNNBENCH_DATA_DIR", raising=False)
+    # No test downloads a dataset unless it says so (tests/test_fetch.py serves its own on loopback).
+    monkeypatch.setenv("SNNBENCH_OFFLINE", "1")
+    monkeypatch.delenv("SNNBENCH_DATA_MIRROR", raising=False)
     yield
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import SnnbenchError
-from . import nmnist, shd, synthetic_nmnist, synthetic_shd
+from . import fetch, nmnist, shd, synthetic_nmnist, synthetic_shd
 from .staging import SpikeDataset, pack, unpack
 
 DATA_ENV = "SNNBENCH_DATA_DIR"
@@ -62,14 +62,16 @@ FORMATS = {
 
 
 def resolve_source(dataset: str, data_dir: str | Path | None, train_samples: int | None,
-                   test_samples: int | None) -> DataSource | None:
+                   test_samples: int | None, *, offline: bool = False) -> DataSource | None:
     """Find a file-backed dataset (None for generated ones: random, cue): ``data_dir``, else
     ``$SNNBENCH_DATA_DIR``, else the default cache dir; if none has it and no directory was named,
-    generate the synthetic set (sized for the case) and use that."""
+    download the real set there (:mod:`.fetch`, unless ``offline`` or ``$SNNBENCH_OFFLINE``); if the
+    network cannot be reached, generate the synthetic set (sized for the case) and say why."""
     fmt = FORMATS.get(dataset)
     if fmt is None:
         return None
     named = data_dir or os.environ.get(DATA_ENV)
+    why_synthetic = ""
     if named:
         root = Path(named).expanduser()
         if not root.is_dir():
@@ -77,9 +79,12 @@ def resolve_source(dataset: str, data_dir: str | Path | None, train_samples: int
         if not fmt.present(root):
             raise SnnbenchError(
                 f"data dir {root} has no {fmt.name} (expected {fmt.expected(root)}); omit --data-dir to use "
-                f"the synthetic set, or run 'snnbench make-data {fmt.command} --out {root}'")
+                f"the default data dir, or run 'snnbench fetch-data {fmt.command} --out {root}' (real) or "
+                f"'snnbench make-data {fmt.command} --out {root}' (synthetic)")
     else:
         root = default_data_dir()
+        if not fmt.present(root):
+            why_synthetic = _fetch_or_why_not(dataset, root, offline)
         if not fmt.present(root):
             n_train = train_samples or fmt.full_sizes[0]
             n_test = test_samples or fmt.full_sizes[1]
@@ -89,11 +94,24 @@ def resolve_source(dataset: str, data_dir: str | Path | None, train_samples: int
     info = fmt.describe(root)
     if info["synthetic"]:
         note = (f"synthetic {fmt.name} ({info['generator']}, {info['samples']} train samples) from {root}: "
-                f"no real {fmt.name} found")
+                f"no real {fmt.name} found{f' ({why_synthetic})' if why_synthetic else ''}; get it with "
+                f"'snnbench fetch-data {fmt.command}'")
     else:
         note = f"{fmt.name} from {root}"
     return DataSource(root=root, synthetic=info["synthetic"], note=note, train_samples=info["samples"],
                       test_samples=info["test_samples"])
+
+
+def _fetch_or_why_not(dataset: str, root: Path, offline: bool) -> str:
+    """Download the real ``dataset`` into ``root``; '' when it did, else why not (offline). Errors
+    after the server answered (HTTP, checksum, truncation) are not offline: they raise one line."""
+    if offline or fetch.offline_requested():
+        return f"offline: --offline or ${fetch.OFFLINE_ENV}"
+    try:
+        fetch.fetch(dataset, root, mirror=os.environ.get(fetch.MIRROR_ENV) or None)
+    except fetch.Unreachable as exc:
+        return f"offline: {exc}"
+    return ""
 
 
 def load_dataset(case_spec, source: DataSource | None) -> tuple[SpikeDataset, SpikeDataset]:

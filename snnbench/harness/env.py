@@ -11,8 +11,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("snnbench", "numpy", "jax", "jaxlib", "dm-haiku", "optax", "flax", "torch", "snntorch", "norse",
-            "spyx", "spikingjelly", "sinabs", "rockpool", "tonic", "h5py")
+PACKAGES = ("snnbench", "numpy", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "dm-haiku", "optax",
+            "flax", "torch", "snntorch", "norse", "spyx", "spikingjelly", "sinabs", "rockpool", "brainpy",
+            "brainpy_state", "brainstate", "braintools", "tonic", "h5py", "nir")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
 
 
@@ -54,6 +55,22 @@ def _gpus() -> list[dict[str, str]]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [dict(zip(fields.split(","), (v.strip() for v in line.split(",")))) for line in out.strip().splitlines()]
+
+
+def accelerator() -> str:
+    """The best accelerator this machine has, without importing a framework (a parent process must
+    not take a GPU's memory): 'gpu' where the NVIDIA driver reports a GPU (``nvidia-smi``), 'tpu'
+    where the kernel exposes TPU chips (``/dev/accel*``, or a TPU VM's environment), else 'cpu'."""
+    if _gpus():
+        return "gpu"
+    if any(Path("/dev").glob("accel[0-9]*")) or os.environ.get("TPU_ACCELERATOR_TYPE"):
+        return "tpu"
+    return "cpu"
+
+
+def resolve_device(requested: str | None) -> str | None:
+    """``requested`` with 'auto' replaced by :func:`accelerator` (None stays None: the cases decide)."""
+    return accelerator() if requested == "auto" else requested
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,12 +24,18 @@ from .job import Progress
 
 
 def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None,
-         epochs: int | None = None) -> list[tuple[Case, str]]:
+         epochs: int | None = None, auto_device: str | None = None) -> list[tuple[Case, str]]:
+    """The run's (case, runner) jobs, with the command line's overrides applied. A case's device
+    'auto' becomes ``auto_device`` (:func:`.env.accelerator`, resolved once for the whole run), so
+    every job of a run uses the same device; a runner that cannot use it is skipped, never moved."""
+    auto_device = auto_device or env.accelerator()
     cases = []
     for case in suite.cases:
         spec = case.spec
         if device:
             spec = replace(spec, device=device)
+        if spec.device == "auto":
+            spec = replace(spec, device=auto_device)
         if seed is not None:
             spec = replace(spec, seed=seed)
         if epochs is not None and spec.epochs > 0:  # timing-only cases (epochs 0) stay so
@@ -68,14 +74,15 @@ def check_batches(jobs: list[tuple[Case, str]], sources: dict[tuple, Any]) -> No
             raise SnnbenchError(f"case {case.id}: {source.root} has no test samples")
 
 
-def resolve_sources(jobs: list[tuple[Case, str]], data_dir: str | None) -> dict[tuple, Any]:
+def resolve_sources(jobs: list[tuple[Case, str]], data_dir: str | None, offline: bool = False) -> dict[tuple, Any]:
     """The data source of every file-backed case (SHD, N-MNIST), keyed by (dataset, train_samples,
-    test_samples)."""
+    test_samples); the real set is downloaded on first use unless ``offline``."""
     sources: dict[tuple, Any] = {}
     for case, _ in jobs:
         key = (case.spec.dataset, case.spec.train_samples, case.spec.test_samples)
         if key not in sources:
-            source = resolve_source(case.spec.dataset, data_dir, case.spec.train_samples, case.spec.test_samples)
+            source = resolve_source(case.spec.dataset, data_dir, case.spec.train_samples, case.spec.test_samples,
+                                    offline=offline)
             if source is not None:
                 sources[key] = source
     return sources
@@ -111,6 +118,7 @@ def run_suite(
     case_filter: str | None = None,
     epochs: int | None = None,
     executor: Executor | None = None,
+    offline: bool = False,
 ) -> RunDir:
     """Run every (case, runner) of ``suite``; returns the run directory.
 
@@ -118,14 +126,15 @@ def run_suite(
     ``executor`` runs the jobs (default: :class:`.executor.LocalExecutor`, one at a time here).
     """
     executor = executor or LocalExecutor()
-    jobs = plan(suite, runners, device, seed, epochs)
+    auto_device = env.accelerator()
+    jobs = plan(suite, runners, device, seed, epochs, auto_device)
     if resume is not None:
         resume.lock()  # before reading what is finished: a second writer stops here
         done = finished_jobs(resume)
         jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
     # Find the data before writing anything: bad input must not leave a run directory behind.
     try:
-        sources = resolve_sources(jobs, data_dir)
+        sources = resolve_sources(jobs, data_dir, offline)
         check_batches(jobs, sources)
     except BaseException:
         if resume is not None:
@@ -148,7 +157,10 @@ def run_suite(
         manifest = {
             "suite": suite.name, "suite_path": suite.path, "description": suite.description,
             "runners": runners, "quick": quick, "device": device, "seed": seed, "data_dir": data_dir,
-            "check_parity": check_parity, "case_filter": case_filter, "epochs": epochs, "command": command, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "check_parity": check_parity, "case_filter": case_filter, "epochs": epochs, "command": command,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "offline": offline,
+            # 'auto' resolved once, here, for every job of the run
+            "device_resolved": sorted({c.spec.device for c, _ in jobs}),
             "timing": suite.timing, "environment": env.capture(), "allocator": allocator.describe(),
             "cases": [case_to_dict(c) for c in suite.cases],
         }

@@ -167,6 +167,12 @@ class Runner(abc.ABC):
     def device_available(self, device: str) -> Support:
         """Whether ``device`` ('cpu', 'gpu', 'tpu' or 'auto') exists for this framework."""
 
+    @classmethod
+    def usable_devices(cls) -> list[str]:
+        """The devices this runner's framework can use on this machine ('cpu', 'gpu: <name>', ...),
+        for ``snnbench env``; imports the framework's array library (call it outside a run)."""
+        return ["cpu"]
+
     def supports_devices(self, device: str, n: int) -> Support:
         """Whether the runner can train data-parallel over ``n`` devices of ``device`` (1: always)."""
         if n == 1:

@@ -67,8 +67,27 @@ def jax_device_available(device: str) -> Support:
     try:
         jax_device(device)
     except RuntimeError as exc:
+        import jax
+
+        if device == "gpu":
+            return Support.no(f"JAX {jax.__version__} here has no CUDA backend (a CPU-only jaxlib): install the "
+                              "CUDA stack with 'make install-gpu' (docs/containers-gpu.md)")
         return Support.no(f"JAX has no {device} device ({str(exc).splitlines()[0]})")
     return Support.yes()
+
+
+def jax_usable_devices() -> list[str]:
+    """The devices JAX can use here: 'cpu', and '<platform>: <kind>' per GPU or TPU it sees."""
+    import jax
+
+    found = []
+    for platform in ("cpu", "gpu", "tpu"):
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError:  # no backend for this platform in this jaxlib
+            continue
+        found += ["cpu"] if platform == "cpu" else [f"{platform}: {d.device_kind}" for d in devices]
+    return found
 
 
 class Placement:
@@ -250,6 +269,10 @@ class JaxRunnerBase(Runner):
 
     def device_available(self, device: str) -> Support:
         return jax_device_available(device)
+
+    @classmethod
+    def usable_devices(cls) -> list[str]:
+        return jax_usable_devices()
 
     def supports_devices(self, device: str, n: int) -> Support:
         if n == 1:

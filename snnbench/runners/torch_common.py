@@ -49,15 +49,31 @@ def weight_module(layer, in_shape: tuple[int, ...], out_features: int):
 
 
 def torch_device(device: str):
+    """The torch device for 'cpu' | 'gpu' | 'auto' (the harness resolves 'auto' before a job; here
+    it means CUDA where torch sees it). Raises RuntimeError with the reason and the fix."""
     import torch
 
     if device in ("gpu", "auto") and torch.cuda.is_available():
         return torch.device("cuda")
     if device == "gpu":
-        raise RuntimeError("no CUDA device")
+        if torch.version.cuda is None:
+            raise RuntimeError(f"torch {torch.__version__} is a CPU-only build; install the CUDA stack with "
+                               "'make install-gpu' (docs/containers-gpu.md)")
+        raise RuntimeError(f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device (driver "
+                           "missing or too old, or CUDA_VISIBLE_DEVICES empty)")
     if device == "tpu":
-        raise RuntimeError("no TPU support in the torch adapters")
+        raise RuntimeError("the torch adapters have no TPU support (torch_xla is not supported)")
     return torch.device("cpu")
+
+
+def torch_usable_devices() -> list[str]:
+    """The devices torch can use here: 'cpu', and 'gpu: <name>' per CUDA device it sees."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"gpu: {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    return found
 
 
 def logits_from_readout(readout, mode: str, time_axis: int = 0):
@@ -108,6 +124,10 @@ class TorchRunnerBase(Runner):
         except RuntimeError as exc:
             return Support.no(str(exc))
         return Support.yes()
+
+    @classmethod
+    def usable_devices(cls) -> list[str]:
+        return torch_usable_devices()
 
     def device_label(self) -> str:
         import torch
