@@ -85,7 +85,8 @@ class RunDisplay:
         roots = [run_dir.path.parent, Path(__file__).resolve().parents[1] / "results"]
         runs = [r for r in find_runs(list(dict.fromkeys(roots))) if r.resolve() != run_dir.path.resolve()]
         environment = run_dir.manifest().get("environment") or {}
-        return "plan: " + describe_estimate(len(jobs), estimate(jobs, runs, environment))
+        suite = run_dir.manifest().get("suite", "")
+        return "plan: " + describe_estimate(len(jobs), estimate(jobs, runs, environment, suite))
 
     def stop(self) -> None:
         if self.progress is not None and self.progress.live.is_started:

@@ -60,14 +60,30 @@ def _wall_s(manifest: dict[str, Any]) -> float | None:
         return None
 
 
-def _history(run_path: Path) -> tuple[dict, dict[str, list[tuple[float, float, float]]], float] | None:
-    """(environment, runner -> [(job seconds, job weight, fixed seconds)], overhead factor) of one
-    earlier complete run; None for anything else."""
+@dataclass(frozen=True)
+class _Seen:
+    """One finished job of an earlier run."""
+
+    suite: str
+    runner: str
+    seconds: float  # the job's wall time
+    weight: float  # its work (:func:`job_weight`)
+    fixed: float  # the part that does not grow with the work: start-up and compile
+
+    @property
+    def rate(self) -> float:
+        """Seconds per unit of work beyond the fixed part."""
+        return max(self.seconds - self.fixed, 0.1 * self.seconds) / max(self.weight, 1.0)
+
+
+def _history(run_path: Path) -> tuple[dict, list[_Seen], float] | None:
+    """(environment, its finished jobs, overhead factor: wall / sum of jobs) of one earlier complete
+    run; None for anything else."""
     from ..spec import case_from_dict
 
     try:
         manifest = json.loads((run_path / "manifest.json").read_text())
-        cases = {c["id"]: case_from_dict(c) for c in manifest.get("cases", [])}
+        cases = {case.id: case for case in map(case_from_dict, manifest.get("cases", []))}
         records = [json.loads(line) for line in (run_path / "records.jsonl").read_text().splitlines() if line.strip()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # not a run, or one this version cannot read: no history from it
@@ -76,17 +92,14 @@ def _history(run_path: Path) -> tuple[dict, dict[str, list[tuple[float, float, f
     ok = [r for r in records if isinstance(r, dict) and r.get("case") in cases and r.get("status") == "ok"
           and isinstance(r.get("value"), (int, float))]
     compile_s = {(r["case"], r["runner"]): float(r["value"]) for r in ok if r.get("metric") == "compile_s"}
-    per_runner: dict[str, list[tuple[float, float, float]]] = {}
-    for r in ok:
-        if r.get("metric") == "job":
-            fixed = START_S + compile_s.get((r["case"], r["runner"]), 0.0)
-            per_runner.setdefault(r["runner"], []).append((float(r["value"]), job_weight(cases[r["case"]]), fixed))
-    total = sum(s for pairs in per_runner.values() for s, _, _ in pairs)
-    if not per_runner:
+    seen = [_Seen(str(manifest.get("suite")), r["runner"], float(r["value"]), job_weight(cases[r["case"]]),
+                  min(START_S + compile_s.get((r["case"], r["runner"]), 0.0), float(r["value"])))
+            for r in ok if r.get("metric") == "job"]
+    if not seen:
         return None
-    wall = _wall_s(manifest)
+    wall, total = _wall_s(manifest), sum(j.seconds for j in seen)
     overhead = min(max(wall / total, 1.0), 3.0) if wall and total else 1.2
-    return manifest.get("environment") or {}, per_runner, overhead
+    return manifest.get("environment") or {}, seen, overhead
 
 
 def find_runs(roots: list[Path]) -> list[Path]:
@@ -98,33 +111,36 @@ def find_runs(roots: list[Path]) -> list[Path]:
     return found
 
 
-def estimate(jobs: list[tuple[Any, str]], runs: list[Path], environment: dict[str, Any]) -> Estimate | None:
-    """Seconds ``jobs`` (``(case, runner)`` pairs) should take, from the earlier ``runs``; None when
-    no earlier run has any job to learn from."""
+def _job_seconds(case, runner: str, suite: str, seen: list[_Seen]) -> float:
+    """One job's estimate from the most similar earlier jobs: the same suite and runner, else the
+    same runner in any suite, else every job seen."""
+    for match in (lambda j: j.suite == suite and j.runner == runner, lambda j: j.runner == runner, lambda j: True):
+        similar = [j for j in seen if match(j)]
+        if similar:
+            break
+    fixed = statistics.median(j.fixed for j in similar)
+    return fixed + job_weight(case) * statistics.median(j.rate for j in similar)
+
+
+def estimate(jobs: list[tuple[Any, str]], runs: list[Path], environment: dict[str, Any],
+             suite: str = "") -> Estimate | None:
+    """Seconds ``jobs`` (``(case, runner)`` pairs of ``suite``) should take, from the earlier
+    ``runs``; None when no earlier run has a finished job to learn from."""
     here = machine_key(environment)
     histories = [h for h in map(_history, runs) if h is not None]
     if not histories:
         return None
     same = [h for h in histories if machine_key(h[0]) == here]
     pool = same or [h for h in histories if machine_key(h[0]) == machine_key(histories[-1][0])]
-    rates: dict[str, list[float]] = {}
-    fixed: dict[str, list[float]] = {}
-    for _, per_runner, _ in pool:
-        for runner, jobs_seen in per_runner.items():
-            for seconds, weight, fixed_s in jobs_seen:
-                fixed.setdefault(runner, []).append(min(fixed_s, seconds))
-                rates.setdefault(runner, []).append(max(seconds - fixed_s, 0.1 * seconds) / max(weight, 1.0))
-    rate = {runner: statistics.median(values) for runner, values in rates.items()}
-    fix = {runner: statistics.median(values) for runner, values in fixed.items()}
-    fallback_rate, fallback_fix = statistics.median(rate.values()), statistics.median(fix.values())
-    overhead = statistics.median(h[2] for h in pool)
-    seconds = overhead * sum(fix.get(runner, fallback_fix) + job_weight(case) * rate.get(runner, fallback_rate)
-                             for case, runner in jobs)
+    seen = [j for _, jobs_seen, _ in pool for j in jobs_seen]
+    overhead = statistics.median(h[2] for h in pool if any(j.suite == suite for j in h[1])) \
+        if any(j.suite == suite for j in seen) else statistics.median(h[2] for h in pool)
+    seconds = overhead * sum(_job_seconds(case, runner, suite, seen) for case, runner in jobs)
     env = pool[0][0]
     where = "this machine" if same else f"a {env.get('cpu_count')}-core {env.get('cpu') or 'CPU'}" + (
         f" with {', '.join(machine_key(env)[2])}" if machine_key(env)[2] else " without GPU")
     return Estimate(seconds=seconds, source=f"from {len(pool)} earlier run(s) on {where}", same_machine=bool(same),
-                    jobs_matched=sum(runner in rate for _, runner in jobs))
+                    jobs_matched=sum(any(j.runner == runner for j in seen) for _, runner in jobs))
 
 
 def describe(n_jobs: int, est: Estimate | None) -> str:

@@ -1,0 +1,51 @@
+"""The time estimate a run prints before it starts, from earlier runs' job records."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from snnbench.harness.run import plan
+from snnbench.results.estimate import describe, estimate, find_runs
+from snnbench.spec import load_suite
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "x86_64-2cpu"
+
+
+def _shd_run() -> Path:
+    (run,) = sorted(PUBLISHED.glob("shd-*"))
+    return run
+
+
+def _jobs(name: str, quick: bool = False):
+    suite = load_suite(name, quick=quick)
+    return plan(suite, list(suite.runners), None, None, auto_device="cpu")
+
+
+def test_the_estimate_of_a_run_already_made_is_its_wall_time():
+    manifest = json.loads((_shd_run() / "manifest.json").read_text())
+    est = estimate(_jobs("shd"), find_runs([PUBLISHED.parent]), manifest["environment"], "shd")
+    from datetime import datetime
+
+    fmt = "%Y-%m-%dT%H:%M:%S%z"
+    wall = (datetime.strptime(manifest["finished"], fmt) - datetime.strptime(manifest["started"], fmt)).total_seconds()
+    assert est.same_machine and est.jobs_matched == 13
+    assert est.seconds == pytest.approx(wall, rel=0.1)
+    assert describe(13, est).startswith(f"13 job(s), estimated ~{wall / 60:.0f} min (from 4 earlier run(s) on this machine")
+    # a smaller variant of the same suite is estimated smaller, but keeps its fixed costs (compiles)
+    quick = estimate(_jobs("shd", quick=True), find_runs([PUBLISHED.parent]), manifest["environment"], "shd")
+    assert 0.1 * wall < quick.seconds < 0.6 * wall
+
+
+def test_another_machine_is_told_where_the_figures_come_from():
+    other = {"cpu": "Some CPU", "cpu_count": 64, "gpus": [{"name": "NVIDIA H200"}]}
+    est = estimate(_jobs("shd"), find_runs([PUBLISHED.parent]), other, "shd")
+    text = describe(13, est)
+    assert not est.same_machine and "on a 2-core AMD EPYC without GPU; this machine may differ" in text
+
+
+def test_no_history_no_estimate(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{not json")
+    assert estimate(_jobs("shd"), find_runs([tmp_path]), {}, "shd") is None
+    assert describe(13, None) == "13 job(s); no earlier run to estimate the time from"
