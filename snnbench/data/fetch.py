@@ -114,6 +114,7 @@ def _fetch_archive(dataset: str, archive: Archive, url: str, folder: Path, verif
     scratch.mkdir()
     try:
         download = scratch / archive.filename
+        _probe(url)  # an offline machine is told so before anything says 'downloading'
         log(f"downloading {url}")
         _download(url, download)
         if verify:
@@ -170,7 +171,6 @@ def _download(url: str, dest: Path) -> None:
     """``url`` -> ``dest`` with a progress bar (on a terminal); every failure one line."""
     from tqdm.auto import tqdm  # tonic's own progress bar
 
-    _probe(url)
     timeout = _read_timeout()
     request = urllib.request.Request(url, headers={"User-Agent": "snnbench (tonic datasets)"})
     written = 0
