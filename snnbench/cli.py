@@ -287,7 +287,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from .report.compare import compare, environment_differences
+    from .report.compare import compare, device_warnings, environment_differences
     from .report.load import load_runs
 
     text = args.threshold.strip().rstrip("%")
@@ -307,6 +307,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       "may come from there, not from the code:[/]")
         for line in differences:
             console.print(f"  {escape(line)}")
+    for line in device_warnings(base, new):
+        console.print(f"[yellow]warning: {escape(line)}[/]")
     table = Table("suite", "case", "runner", "metric", "base", "new", "change", "verdict",
                   title=f"{base.name} -> {new.name} (threshold {100 * threshold:g}%)")
     for c in changes:

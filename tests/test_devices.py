@@ -106,3 +106,21 @@ def test_makefile_takes_the_cuda_path_where_the_driver_reports_a_gpu(tmp_path, g
     assert "--index-url https://download.pytorch.org/whl/cu" in gpu and "cuda-pins.txt" in gpu
     assert "'.[all,gpu,dev]'" in gpu and "'torch==2.13.0'" not in gpu
     assert "'torch==2.13.0'" in cpu and "--index-url" not in cpu and "gpu" not in cpu.replace("install-gpu", "")
+
+
+def test_compare_flags_rows_from_different_devices(tmp_path):
+    from snnbench.report.compare import device_warnings
+    from snnbench.report.load import Run
+
+    def run(name, devices):
+        records = [{"suite": "s", "case": "c", "runner": runner, "metric": "epoch_s", "status": "ok", "device": d}
+                   for runner, d in devices.items()]
+        return Run(tmp_path / name, {}, records)
+
+    mixed = run("mixed", {"reference": "cpu", "torch": "gpu: NVIDIA H200"})
+    (line,) = device_warnings(mixed)
+    assert "different devices (cpu, gpu: NVIDIA H200)" in line
+    base, new = run("base", {"reference": "cpu"}), run("new", {"reference": "gpu: NVIDIA H200"})
+    (line,) = device_warnings(base, new)
+    assert "1 job(s) ran on another device" in line and "cpu -> gpu: NVIDIA H200" in line
+    assert device_warnings(base, run("same", {"reference": "cpu"})) == []

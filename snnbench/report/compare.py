@@ -25,6 +25,15 @@ class Change:
     def percent(self) -> float:
         return 100.0 * (self.ratio - 1.0)
 
+    @property
+    def verdict(self) -> str:
+        """'SLOWER' (past the threshold), 'slower, within threshold', 'faster' or 'no significant change'."""
+        if self.regression:
+            return "SLOWER"
+        if self.significant:
+            return "slower, within threshold" if self.ratio > 1 else "faster"
+        return "no significant change"
+
 
 def _index(run: Run) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     out = {}
@@ -70,4 +79,29 @@ def environment_differences(base: Run, new: Run) -> list[str]:
     alloc_b = (new.manifest.get("allocator") or {}).get("env")
     if alloc_a != alloc_b:
         out.append(f"allocator: {alloc_a or 'not recorded'} -> {alloc_b or 'not recorded'}")
+    return out
+
+
+def _devices(run: Run) -> dict[tuple[str, str, str], str]:
+    """(suite, case, runner) -> the device its ok records were measured on."""
+    return {(r.get("suite", ""), r["case"], r["runner"]): str(r["device"]) for r in run.records
+            if r.get("status") == "ok" and r.get("device") and r.get("metric") in TIME_METRICS}
+
+
+def device_warnings(*runs: Run) -> list[str]:
+    """Tables that would compare figures from different devices: a run whose rows come from more
+    than one device, and (for two runs) jobs measured on one device in the first, another in the second."""
+    out = []
+    for run in runs:
+        devices = sorted(set(_devices(run).values()))
+        if len(devices) > 1:
+            out.append(f"{run.name}: its rows come from different devices ({', '.join(devices)}); a ratio between "
+                       "them compares the devices, not the frameworks")
+    if len(runs) == 2:
+        a, b = _devices(runs[0]), _devices(runs[1])
+        moved = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+        if moved:
+            k = moved[0]
+            out.append(f"{len(moved)} job(s) ran on another device in {runs[1].name} than in {runs[0].name} "
+                       f"(e.g. {' / '.join(k)}: {a[k]} -> {b[k]})")
     return out
