@@ -173,3 +173,7 @@ def test_the_committed_cpu_publish_is_what_its_runs_render_to():
     rendered = markdown(load_runs(paths))
     assert (REPO / "reports" / f"{CPU_CLASS}.md").read_text(encoding="utf-8") == rendered
     assert readme_headline(REPO / "README.md") == headline_markdown(rendered)
+    page = (REPO / "reports" / f"{CPU_CLASS}.html").read_text(encoding="utf-8")
+    assert len(page.encode()) < 2**20, "the page stays under 1 MB (SVG at the size shown, no PNG)"
+    assert "data:image/png" not in page and all(f"<h2>{t}</h2>" in page for t in ("SHD (Spiking Heidelberg Digits)",
+                                                                               "N-MNIST"))

@@ -1,6 +1,7 @@
 """Reports from real (small) runs: the HTML page, its escaping, the browser, and run comparison."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -73,12 +74,19 @@ def test_report_writes_html_md_csv(run_dir, tmp_path):
     p = snnbench("report", str(run_dir), "-o", str(out))
     assert p.returncode == 0, p.stderr
     page = out.read_text()
-    assert page.count("<table") >= 3 and page.count("data:image/png;base64,") >= 3
+    assert page.count("<table") >= 3 and '<meta name="viewport"' in page
     assert "tiny &lt;b&gt;case&lt;/b&gt;" in page and "<b>case</b>" not in page
-    assert "reference" in page and "Environment" in page and "http://" not in page.split("<body>")[1]
-    headline = page.split('<div class="headline">')[1].split("</table>")[0]  # first thing after the title
-    assert "fastest" in headline and "time relative to the reference" in headline and "parity" in headline
-    assert 'alt="accuracy vs time' in page
+    body = re.sub(r"http://www\.w3\.org/[\w/.-]*", "", page.split("<body>")[1])  # SVG's namespace names
+    assert "reference" in page and "Environment" in page and "http://" not in body and "https://" not in body
+    assert "data:image/png" not in page  # drawn as SVG, at the size shown
+    # first after the title: the machine, the data, the commit, the contents, then the ranking charts
+    top = page.split('<section class="answer-run"')[0]
+    assert all(f"<dt>{k}</dt>" in top for k in ("machine", "data", "commit")) and 'class="toc"' in top
+    answer = page.split('<section class="answer-run"')[1].split("</section>")[0]
+    assert "Fastest:" not in answer or "parity" in answer.lower()
+    assert answer.count('<svg class="chart"') == 2  # epoch time ranked, and time to accuracy beside it
+    assert 'data-runner="reference"' in answer and "x fastest" in answer and "parity" in answer
+    assert 'alt="accuracy vs time' in page and "data:image/svg+xml," in page
     md = out.with_suffix(".md").read_text()
     assert "| case | runner |" in md and "reference" in md
     import pandas as pd
@@ -155,7 +163,7 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     dom = p.stdout
-    assert dom.count("<table") >= 3 and dom.count("<img") >= 3
+    assert dom.count("<table") >= 3 and dom.count("<svg") >= 2 and dom.count("<img") >= 1
     console = [line for line in p.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert not console, console
     # At 1280 px the summary table's right edge (its last column) is on screen: measured in the page
@@ -179,3 +187,77 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     p = subprocess.run(flags + ["--window-size=1280,1000", f"--screenshot={shot}", out.as_uri()],
                        capture_output=True, text=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_report_against_a_baseline_shows_the_change_and_the_version_changes(run_dir, tmp_path):
+    """--baseline: a change column with compare's significance, the environment's changes, the
+    framework version that changed highlighted."""
+    def five_epochs(run, version=None):  # the tiny run times 2 epochs: too few for a significant change
+        records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+        for r in records:
+            if r.get("metric") == "epoch_s" and r.get("stats"):
+                r["samples"] = [r["stats"]["median"] * (1 + 0.001 * (i - 2)) for i in range(5)]
+                r["stats"] = summarize(r["samples"])
+            if version and r.get("runner") == "reference" and r.get("version"):
+                r["version"] = version
+        (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return run
+
+    base = five_epochs(_inject(run_dir, tmp_path, "base", 1.0))
+    slow = five_epochs(_inject(base, tmp_path, "slow-newer", 1.2, environment={"packages": {"jax": "0.0.1"}}),
+                       version="0.0.1")
+    out = tmp_path / "against.html"
+    p = snnbench("report", str(slow), "-o", str(out), "--baseline", str(base))
+    assert p.returncode == 0, p.stderr
+    page = out.read_text()
+    table = page.split('<table class="sortable summary">')[1].split("</table>")[0]
+    assert ">change</th>" in table and "+20.0% SLOWER" in table  # as snnbench compare calls it
+    assert "Against the baseline" in page and "jax: " in page and "-&gt; 0.0.1" in page
+    assert "<mark" in table and "(was jax " in table
+    plain = tmp_path / "plain.html"
+    assert snnbench("report", str(slow), "-o", str(plain)).returncode == 0
+    assert ">change</th>" not in plain.read_text()
+    p = snnbench("report", str(slow), "-o", str(plain), "--baseline", str(tmp_path / "nope"))
+    assert p.returncode == 2 and "does not exist" in p.stderr
+
+
+def test_every_runner_its_own_colour_and_a_compiled_twin_its_eager_twins():
+    from snnbench.report import palette
+
+    today = ["reference", "brainpy", "norse", "norse-compile", "rockpool", "rockpool-jax", "sinabs", "snntorch",
+             "snntorch-compile", "spikingjelly", "spyx", "torch", "torch-compile"]
+    unknown = ["zeta", "alpha", "alpha-compile", *[f"new{i}" for i in range(14)]]
+    palette.register(today + unknown)
+    eager = [r for r in today + unknown if not palette.is_twin(r)]
+    colours = [palette.colour(r) for r in eager]
+    assert len(set(colours)) == len(colours), dict(zip(eager, colours))
+    assert palette.colour("torch-compile") == palette.colour("torch") and palette.linestyle("torch-compile") == "--"
+    assert palette.colour("alpha-compile") == palette.colour("alpha")
+    first = {r: palette.colour(r) for r in unknown}
+    palette.register(list(reversed(today + unknown)))  # the same names in another order: the same colours
+    assert {r: palette.colour(r) for r in unknown} == first
+
+
+def test_numbers_are_plain_and_parity_counts_are_said_in_words():
+    from snnbench.report.fmt import parity_text, plain
+
+    assert [plain(v) for v in (2349.1, 2.16, 9.0, 0.000123, 1.2e-5, 131.2)] == \
+        ["2349", "2.16", "9", "0.000123", "0.0000120", "131"]
+    text = parity_text("deviates: spike flips 7026 (198.9%), readout err 3.6e-01")
+    assert "7026 spike mismatches (198.9% of the reference's spike count)" in text and "flips" not in text
+
+
+def test_the_flags_a_reader_needs():
+    """A compiled runner slower than its eager twin, a time to accuracy mostly compile, an adapter past
+    its fairness bound, a row from another device: each flagged with its runner."""
+    from snnbench.report.flags import case_flags
+
+    rows = [{"runner": "reference", "epoch_s": 2.0, "compile_s": 1.0, "tta_s": 10.0, "device": "cpu"},
+            {"runner": "torch", "epoch_s": 4.0, "device": "cpu", "fairness": {"ratio": 1.3, "bound": 1.1}},
+            {"runner": "torch-compile", "epoch_s": 8.0, "compile_s": 120.0, "tta_s": 150.0, "device": "cpu"},
+            {"runner": "norse", "epoch_s": 3.0, "device": "gpu: H200"}]
+    flags = {(f.runner, f.kind): f.text for f in case_flags(rows, 0.8)}
+    assert set(flags) == {("torch-compile", "compiled-slower"), ("torch-compile", "compile-dominated"),
+                          ("torch", "fairness"), ("norse", "device")}, flags
+    assert "2.00x slower per epoch than eager torch" in flags[("torch-compile", "compiled-slower")]
+    assert "120 s of its 150 s to 80% is compile (80%)" in flags[("torch-compile", "compile-dominated")]

@@ -39,7 +39,8 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
     """One row per (suite, case, runner), in first-seen order, with the figures a table shows:
     each time metric's median (and CI, CV, time/floor; per call next to per step for fwd and
     fwd+bwd), accuracy, memory per phase, the accuracy curve, time to ``target_acc``, the ratio
-    to the reference, the epoch-vs-step consistency, parity, and the worst status with its reason."""
+    to the reference, the epoch-vs-step consistency, parity, the device, the adapter's fairness
+    record where a record carries one, and the worst status with its reason."""
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in records:
         if r.get("metric") == "nir":  # the NIR check's entries are about other frameworks, not this row
@@ -51,7 +52,7 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
                                     "dtype": r.get("dtype", "float32"), "shape": r.get("shape") or {}})
         if r.get("precision"):
             row["precision"] = r["precision"]
-        for k in ("framework", "version", "mode"):
+        for k in ("framework", "version", "mode", "device", "fairness"):
             row[k] = row.get(k) or r.get(k)
         metric = r.get("metric")
         _memory(row, r)
@@ -69,6 +70,7 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
             row[metric] = r.get("value")
             row[f"{metric}_ci"] = (stats.get("ci_low"), stats.get("ci_high"))
             row[f"{metric}_cv"] = stats.get("cv")
+            row[f"{metric}_n"] = stats.get("n")
             if r.get("floor_ratio") is not None:
                 row[f"{metric}_floor"] = r["floor_ratio"]
             if r.get("per_call_ms") is not None:

@@ -1,0 +1,71 @@
+"""One colour per runner, the same in every plot of a page; a compiled twin (``<runner>-compile``)
+drawn in its eager twin's colour, hatched (bars) or dashed (lines)."""
+
+from __future__ import annotations
+
+import colorsys
+
+#: the runners of today, each its own colour (well apart in hue and lightness; none too pale on white)
+KNOWN = {
+    "reference": "#3b3b3b",
+    "brainpy": "#8c564b",
+    "norse": "#1f77b4",
+    "rockpool": "#9467bd",
+    "rockpool-jax": "#e377c2",
+    "sinabs": "#17becf",
+    "snntorch": "#ff7f0e",
+    "spikingjelly": "#2ca02c",
+    "spyx": "#bcbd22",
+    "torch": "#d62728",
+}
+#: for runners the table above does not name, handed out in sorted-name order
+EXTRA = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
+         "#636363"]
+#: for what is not a runner (a network's layers): shades of one blue, dark to light
+SHADES = ["#08519c", "#4292c6", "#9ecae1", "#c6dbef"]
+TWIN_SUFFIX = "-compile"
+
+_assigned: dict[str, str] = {}
+
+
+def eager_twin(runner: str) -> str | None:
+    """``torch`` for ``torch-compile``; None for a runner that is not a compiled twin."""
+    if runner.endswith(TWIN_SUFFIX) and len(runner) > len(TWIN_SUFFIX):
+        return runner[: -len(TWIN_SUFFIX)]
+    return None
+
+
+def _golden(i: int) -> str:
+    """The i-th colour past :data:`EXTRA`: hues a golden angle apart, mid lightness."""
+    r, g, b = colorsys.hls_to_rgb((0.13 + 0.618034 * i) % 1.0, 0.42, 0.65)
+    return f"#{round(255 * r):02x}{round(255 * g):02x}{round(255 * b):02x}"
+
+
+def register(runners) -> None:
+    """Give every runner of a page that :data:`KNOWN` does not name its own colour, deterministically:
+    the unknown base names (a compiled twin counts as its eager twin) sorted, then handed
+    :data:`EXTRA`'s colours in order, then golden-angle hues. Call once per page, before drawing."""
+    _assigned.clear()
+    bases = sorted({eager_twin(r) or r for r in runners} - set(KNOWN))
+    for i, name in enumerate(bases):
+        _assigned[name] = EXTRA[i] if i < len(EXTRA) else _golden(i - len(EXTRA))
+
+
+def colour(runner: str) -> str:
+    """The runner's colour: its own, or its eager twin's for a compiled twin."""
+    base = eager_twin(str(runner)) or str(runner)
+    if base in KNOWN:
+        return KNOWN[base]
+    if base not in _assigned:  # drawn before register() named it: still stable for this process
+        _assigned[base] = (EXTRA + [_golden(i) for i in range(64)])[len(_assigned) % (len(EXTRA) + 64)]
+    return _assigned[base]
+
+
+def is_twin(runner: str) -> bool:
+    """Whether ``runner`` is a compiled twin (``<eager>-compile``)."""
+    return eager_twin(str(runner)) is not None
+
+
+def linestyle(runner: str) -> str:
+    """Dashed for a compiled twin, solid otherwise (matplotlib names)."""
+    return "--" if is_twin(runner) else "-"
