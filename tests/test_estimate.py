@@ -18,8 +18,10 @@ def _shd_run() -> Path:
 
 
 def _jobs(name: str, quick: bool = False):
+    """The jobs of suite ``name`` for the runners of the committed SHD run."""
     suite = load_suite(name, quick=quick)
-    return plan(suite, list(suite.runners), None, None, auto_device="cpu")
+    runners = json.loads((_shd_run() / "manifest.json").read_text())["runners"]
+    return plan(suite, runners, None, None, auto_device="cpu")
 
 
 def test_the_estimate_of_a_run_already_made_is_its_wall_time():

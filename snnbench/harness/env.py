@@ -11,9 +11,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("snnbench", "numpy", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "dm-haiku", "optax",
-            "flax", "torch", "snntorch", "norse", "spyx", "spikingjelly", "sinabs", "rockpool", "brainpy",
-            "brainpy_state", "brainstate", "braintools", "tonic", "h5py", "nir")
+#: what every environment records; each runner adds its own (``Runner.packages``, :func:`packages`)
+CORE_PACKAGES = ("snnbench", "numpy", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda13-plugin", "torch", "tonic",
+                 "h5py", "nir")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
 
 
@@ -97,9 +97,19 @@ def _git() -> dict[str, str | bool | None]:
     return {"commit": commit, "dirty": dirty}
 
 
+def packages() -> tuple[str, ...]:
+    """The distributions a run records: the core ones and every registered runner's (plugins too)."""
+    from ..runners import registry
+
+    names = dict.fromkeys(CORE_PACKAGES)
+    for cls in registry().values():
+        names.update(dict.fromkeys(cls.packages))
+    return tuple(names)
+
+
 def package_versions() -> dict[str, str]:
     versions = {}
-    for name in PACKAGES:
+    for name in packages():
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -349,25 +349,45 @@ def _spikingjelly_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt
     return to_nir.export_to_nir(torch.nn.Sequential(*mods), torch.zeros(1, network.inputs), dt=dt), dt
 
 
-FRAMEWORKS = (
-    NirFramework("snntorch", "snntorch", _snntorch_read, _snntorch_write,
-                 "snntorch.import_nir.import_from_nir(graph)", "snntorch.export_nir.export_to_nir(net, sample)"),
-    NirFramework("norse", "norse", _norse_read, _norse_write,
-                 "norse.torch.from_nir(graph, dt=dt)", "norse.torch.utils.export_nir.to_nir(model, sample, dt=dt)"),
-    NirFramework("spyx", "spyx", _spyx_read, _spyx_write,
-                 "spyx.nir.from_nir(graph, x, dt=dt)", "spyx.nir.to_nir(model, input_type, output_type, dt=dt)"),
-    NirFramework("sinabs", "sinabs", _sinabs_read, _sinabs_write,
-                 "sinabs.nir.from_nir(graph, batch_size=B)", "sinabs.nir.to_nir(model, sample)"),
-    NirFramework("rockpool", "rockpool", _rockpool_read, _rockpool_write,
-                 "rockpool.nn.modules.torch.nir.from_nir(graph)", "rockpool.nn.modules.torch.nir.to_nir(module)"),
-    NirFramework("spikingjelly", "spikingjelly", _spikingjelly_read, _spikingjelly_write,
-                 "spikingjelly...nir_exchange.from_nir.import_from_nir(graph, dt=dt)",
-                 "spikingjelly...nir_exchange.to_nir.export_to_nir(net, sample, dt=dt)"),
-)
+SNNTORCH = NirFramework("snntorch", "snntorch", _snntorch_read, _snntorch_write,
+                        "snntorch.import_nir.import_from_nir(graph)", "snntorch.export_nir.export_to_nir(net, sample)")
+NORSE = NirFramework("norse", "norse", _norse_read, _norse_write,
+                     "norse.torch.from_nir(graph, dt=dt)", "norse.torch.utils.export_nir.to_nir(model, sample, dt=dt)")
+SPYX = NirFramework("spyx", "spyx", _spyx_read, _spyx_write,
+                    "spyx.nir.from_nir(graph, x, dt=dt)", "spyx.nir.to_nir(model, input_type, output_type, dt=dt)")
+SINABS = NirFramework("sinabs", "sinabs", _sinabs_read, _sinabs_write,
+                      "sinabs.nir.from_nir(graph, batch_size=B)", "sinabs.nir.to_nir(model, sample)")
+ROCKPOOL = NirFramework("rockpool", "rockpool", _rockpool_read, _rockpool_write,
+                        "rockpool.nn.modules.torch.nir.from_nir(graph)", "rockpool.nn.modules.torch.nir.to_nir(module)")
+SPIKINGJELLY = NirFramework("spikingjelly", "spikingjelly", _spikingjelly_read, _spikingjelly_write,
+                            "spikingjelly...nir_exchange.from_nir.import_from_nir(graph, dt=dt)",
+                            "spikingjelly...nir_exchange.to_nir.export_to_nir(net, sample, dt=dt)")
+
+
+def from_registry() -> tuple[NirFramework, ...]:
+    """Every framework whose runner declares its NIR reader and writer (``Runner.nir``), in registry
+    order, each once (a compiled twin shares its framework's)."""
+    import importlib
+
+    from ..runners import registry
+
+    found: dict[str, NirFramework] = {}
+    for cls in registry().values():
+        if cls.nir:
+            module, _, attr = cls.nir.partition(":")
+            fw = getattr(importlib.import_module(module), attr)
+            found.setdefault(fw.name, fw)
+    return tuple(found.values())
+
+
+def __getattr__(name: str):
+    if name == "FRAMEWORKS":  # derived from the registry on each use (plugins included)
+        return from_registry()
+    raise AttributeError(name)
 
 
 def get(name: str) -> NirFramework:
-    for fw in FRAMEWORKS:
+    for fw in globals().get("FRAMEWORKS") or from_registry():
         if fw.name == name:
             return fw
     raise KeyError(name)

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import colorsys
 
-#: the runners of today, each its own colour (well apart in hue and lightness; none too pale on white)
-KNOWN = {
-    "reference": "#3b3b3b",
-    "brainpy": "#8c564b",
-    "norse": "#1f77b4",
-    "rockpool": "#9467bd",
-    "rockpool-jax": "#e377c2",
-    "sinabs": "#17becf",
-    "snntorch": "#ff7f0e",
-    "spikingjelly": "#2ca02c",
-    "spyx": "#bcbd22",
-    "torch": "#d62728",
-}
+def _declared() -> tuple[dict[str, str], dict[str, str]]:
+    """(runner -> its declared colour, compiled runner -> its eager twin), from the registry: each
+    runner states both in its own file (``Runner.colour``, ``Runner.eager_twin``)."""
+    from ..runners import registry
+
+    runners = registry()  # a class's own declaration only: a subclass under another name is another runner
+    return ({n: vars(c)["colour"] for n, c in runners.items() if vars(c).get("colour")},
+            {n: vars(c)["eager_twin"] for n, c in runners.items() if vars(c).get("eager_twin")})
+
+
+#: the registered runners' own colours (well apart in hue and lightness; none too pale on white), and
+#: which runner is which one's compiled twin
+KNOWN, TWINS = _declared()
 #: for runners the table above does not name, handed out in sorted-name order
 EXTRA = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
          "#636363"]
@@ -29,7 +29,10 @@ _assigned: dict[str, str] = {}
 
 
 def eager_twin(runner: str) -> str | None:
-    """``torch`` for ``torch-compile``; None for a runner that is not a compiled twin."""
+    """``torch`` for ``torch-compile`` (as the runner declares it, or by the ``-compile`` naming rule
+    for runners not in the registry); None for a runner that is not a compiled twin."""
+    if runner in TWINS:
+        return TWINS[runner]
     if runner.endswith(TWIN_SUFFIX) and len(runner) > len(TWIN_SUFFIX):
         return runner[: -len(TWIN_SUFFIX)]
     return None

@@ -157,6 +157,22 @@ class Runner(abc.ABC):
     #: why the other dtypes are refused; "" says only that they are not implemented
     dtype_refusal: ClassVar[str] = ""
 
+    # ------------------------------------------------- what the rest of snnbench derives from the registry
+    #: distributions whose versions a run's environment records for this runner
+    packages: ClassVar[tuple[str, ...]] = ()
+    #: its colour in every plot (CSS hex), read from the class's own body (a subclass under another
+    #: name does not inherit it); "" hands it one deterministically. A compiled twin takes its eager
+    #: twin's colour (drawn hatched or dashed)
+    colour: ClassVar[str] = ""
+    #: for a compiled runner, the registry name of the same adapter run eagerly; "" for none
+    eager_twin: ClassVar[str] = ""
+    #: the framework's own idiomatic training loop for the comparison with this adapter, a module run
+    #: as ``python -m MODULE [--compile]`` (tests/benchmarks/idiomatic/); "" for none
+    idiomatic: ClassVar[str] = ""
+    #: the framework's own NIR reader and writer, ``"module:NAME"`` of an
+    #: :class:`snnbench.interop.frameworks.NirFramework`; "" where the framework has no NIR support
+    nir: ClassVar[str] = ""
+
     # ------------------------------------------------------------------ availability and support
     @classmethod
     @abc.abstractmethod

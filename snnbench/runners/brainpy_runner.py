@@ -44,6 +44,9 @@ from .jax_common import JaxRunnerBase
 class BrainPyRunner(JaxRunnerBase):
     name = "brainpy"
     framework = "brainpy"
+    packages = ("jax", "jaxlib", "optax", "brainpy", "brainpy_state", "brainstate", "braintools")
+    colour = "#8c564b"
+    idiomatic = "tests.benchmarks.idiomatic.brainpy_shd"
     requires = ("jax", "optax", "jmp", "brainstate", "braintools", "brainpy")
     extra = "brainpy"
     neuron_types = frozenset({"lif", "li"})

@@ -236,6 +236,7 @@ class JaxRunnerBase(Runner):
     """
 
     framework = "jax"
+    packages = ("jax", "jaxlib", "optax", "jmp")
     #: packages that must import, and the extra that installs them
     requires: tuple[str, ...] = ("jax", "optax", "jmp")
     extra = "jax"

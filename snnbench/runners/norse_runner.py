@@ -57,6 +57,10 @@ class NorseRunner(TorchRunnerBase):
     name = "norse"
     framework = "norse"
     package = "norse"
+    packages = ("torch", "norse", "nir", "nirtorch")
+    colour = "#1f77b4"
+    idiomatic = "tests.benchmarks.idiomatic.norse_shd"
+    nir = "snnbench.interop.frameworks:NORSE"
     # if (beta = 1 makes the input scale infinite) and cuba_lif are not mapped
     neuron_types = frozenset({"lif", "li"})
     resets = frozenset(RESETS)
@@ -94,6 +98,7 @@ class NorseCompileRunner(CompiledTorch, NorseRunner):
     """The ``norse`` runner's network under ``torch.compile`` (compile time recorded apart)."""
 
     name = "norse-compile"
+    eager_twin = "norse"
     mode = ("torch.compile(fullgraph=True, dynamic=False), inductor, of nn.Linear over [T,B,C] + LIFBoxCell "
             "stepped over x.unbind(0): one graph for the training step, one for evaluation")
 

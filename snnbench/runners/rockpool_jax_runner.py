@@ -50,6 +50,9 @@ from .rockpool_runner import rockpool_deviations
 class RockpoolJaxRunner(JaxRunnerBase):
     name = "rockpool-jax"
     framework = "rockpool"
+    packages = ("jax", "jaxlib", "optax", "rockpool")
+    colour = "#e377c2"
+    idiomatic = "tests.benchmarks.idiomatic.rockpool_jax_shd"
     requires = ("jax", "optax", "jmp", "rockpool")
     extra = "rockpool-jax"
     neuron_types = frozenset({"lif", "if", "cuba_lif", "li"})

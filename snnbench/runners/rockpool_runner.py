@@ -37,6 +37,10 @@ class RockpoolRunner(TorchRunnerBase):
     name = "rockpool"
     framework = "rockpool"
     package = "rockpool"
+    packages = ("torch", "rockpool")
+    colour = "#9467bd"
+    idiomatic = "tests.benchmarks.idiomatic.rockpool_shd"
+    nir = "snnbench.interop.frameworks:ROCKPOOL"
     batch_major = True
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed"})

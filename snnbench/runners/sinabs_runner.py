@@ -36,6 +36,10 @@ class SinabsRunner(TorchRunnerBase):
     name = "sinabs"
     framework = "sinabs"
     package = "sinabs"
+    packages = ("torch", "sinabs")
+    colour = "#17becf"
+    idiomatic = "tests.benchmarks.idiomatic.sinabs_shd"
+    nir = "snnbench.interop.frameworks:SINABS"
     batch_major = True
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed", "zero"})

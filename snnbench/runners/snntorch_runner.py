@@ -43,6 +43,10 @@ class SnnTorchRunner(TorchRunnerBase):
                      "are float32 buffers; the spikes come out float32), so it would not be mixed precision")
     framework = "snntorch"
     package = "snntorch"
+    packages = ("torch", "snntorch")
+    colour = "#ff7f0e"
+    idiomatic = "tests.benchmarks.idiomatic.snntorch_shd"
+    nir = "snnbench.interop.frameworks:SNNTORCH"
 
     def make_model(self, case: Case):
         from .nets.snntorch_net import SnnTorchNet
@@ -75,6 +79,7 @@ class SnnTorchCompileRunner(CompiledTorch, SnnTorchRunner):
     """The ``snntorch`` runner's network under ``torch.compile`` (compile time recorded apart)."""
 
     name = "snntorch-compile"
+    eager_twin = "snntorch"
     mode = ("torch.compile(fullgraph=True, dynamic=False), inductor, of nn.Linear + snn.Leaky stepped per time "
             "step: one graph for the training step, one for evaluation")
 

@@ -46,6 +46,10 @@ class SpikingJellyRunner(TorchRunnerBase):
     name = "spikingjelly"
     framework = "spikingjelly"
     package = "spikingjelly"
+    packages = ("torch", "spikingjelly")
+    colour = "#2ca02c"
+    idiomatic = "tests.benchmarks.idiomatic.spikingjelly_shd"
+    nir = "snnbench.interop.frameworks:SPIKINGJELLY"
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed", "zero"})
     learn_beta_refusal = "SpikingJelly learns one decay per layer (ParametricLIFNode), the spec one per neuron"

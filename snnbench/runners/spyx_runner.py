@@ -58,6 +58,9 @@ def _activation(name: str, slope: float):
 class SpyxRunner(JaxRunnerBase):
     name = "spyx"
     framework = "spyx"
+    packages = ("jax", "jaxlib", "spyx", "flax", "optax", "jmp")
+    colour = "#bcbd22"
+    nir = "snnbench.interop.frameworks:SPYX"
     requires = ("jax", "optax", "jmp", "flax", "spyx")
     extra = "spyx"
     neuron_types = frozenset({"lif", "if", "li"})  # cuba_lif is not mapped to spyx.nn.CuBaLIF

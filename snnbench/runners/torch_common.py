@@ -98,6 +98,7 @@ class TorchRunnerBase(Runner):
     """Training, evaluation, timing hooks and weight exchange for torch adapters."""
 
     framework = "torch"
+    packages = ("torch",)
     #: the pip package that must import for this runner
     package = "torch"
     device_memory_source = "torch.cuda.max_memory_allocated since torch.cuda.reset_peak_memory_stats"

@@ -23,6 +23,7 @@ from .torch_common import CompiledTorch, TorchRunnerBase
 
 class TorchRunner(TorchRunnerBase):
     name = "torch"
+    colour = "#d62728"
     framework = "torch"
     mode = "eager; per layer one GEMM over T*B rows + Python loop over time"
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif"} | set(PARALLEL_TYPES))
@@ -80,4 +81,5 @@ class TorchCompileRunner(CompiledTorch, TorchRunner):
     """The ``torch`` runner's module under ``torch.compile(fullgraph=True)`` (see :class:`CompiledTorch`)."""
 
     name = "torch-compile"
+    eager_twin = "torch"
     mode = "torch.compile(fullgraph=True, dynamic=False), inductor: one graph for the training step, one for evaluation"

@@ -16,6 +16,8 @@ class ReferenceRunner(JaxRunnerBase):
     """The suite's yardstick: Haiku modules over the pure neuron functions of :mod:`.neurons`."""
 
     name = "reference"
+    packages = ("jax", "jaxlib", "dm-haiku", "optax", "jmp")
+    colour = "#3b3b3b"
     requires = ("jax", "optax", "jmp", "haiku")
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn"})
     spike_timings = frozenset({"current", "previous"})
