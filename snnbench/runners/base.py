@@ -169,6 +169,11 @@ class Runner(abc.ABC):
     #: the framework's own idiomatic training loop for the comparison with this adapter, a module run
     #: as ``python -m MODULE [--compile]`` (tests/benchmarks/idiomatic/); "" for none
     idiomatic: ClassVar[str] = ""
+    #: how close the adapter and its idiomatic loop must agree on one batch: (loss, weight gradients),
+    #: relative; rounding only, unless the framework's own network folds a scale into its weights
+    idiomatic_tolerance: ClassVar[tuple[float, float]] = (1e-6, 1e-5)
+    #: a compiled runner: how many graphs it compiles to (training step, evaluation); 0 for eager
+    compiled_graphs: ClassVar[int] = 0
     #: the framework's own NIR reader and writer, ``"module:NAME"`` of an
     #: :class:`snnbench.interop.frameworks.NirFramework`; "" where the framework has no NIR support
     nir: ClassVar[str] = ""

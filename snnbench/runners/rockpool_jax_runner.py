@@ -53,6 +53,9 @@ class RockpoolJaxRunner(JaxRunnerBase):
     packages = ("jax", "jaxlib", "optax", "rockpool")
     colour = "#e377c2"
     idiomatic = "tests.benchmarks.idiomatic.rockpool_jax_shd"
+    # LIFJax decays its input, so the tutorial net carries 1/alpha in its weights where the adapter scales
+    # the current: membrane inputs round differently (measured: loss 5e-5, gradients 1e-3)
+    idiomatic_tolerance = (1e-4, 1e-2)
     requires = ("jax", "optax", "jmp", "rockpool")
     extra = "rockpool-jax"
     neuron_types = frozenset({"lif", "if", "cuba_lif", "li"})
