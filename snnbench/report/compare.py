@@ -43,19 +43,22 @@ def _index(run: Run) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     return out
 
 
+def change(key: tuple, sa: dict[str, Any], sb: dict[str, Any], threshold: float) -> Change | None:
+    """The change from stats ``sa`` to ``sb`` (each with median, ci_low, ci_high, n): significant only
+    when both have :data:`MIN_SAMPLES` samples and their 95% CIs separate; a regression when also
+    slower by more than ``threshold``. None when either has no median."""
+    if not sa.get("median") or sb.get("median") is None:
+        return None
+    ratio = sb["median"] / sa["median"]
+    enough = min(sa.get("n") or 0, sb.get("n") or 0) >= MIN_SAMPLES
+    separate = enough and (sb["ci_low"] > sa["ci_high"] or sb["ci_high"] < sa["ci_low"])
+    return Change(key, sa["median"], sb["median"], ratio, separate, separate and ratio > 1.0 + threshold)
+
+
 def compare(base: Run, new: Run, threshold: float) -> tuple[list[Change], list[tuple], list[tuple]]:
     """Changes for every matched time metric, plus keys only in base and only in new."""
     a, b = _index(base), _index(new)
-    changes = []
-    for key in sorted(set(a) & set(b)):
-        sa, sb = a[key], b[key]
-        if not sa.get("median") or sb.get("median") is None:
-            continue
-        ratio = sb["median"] / sa["median"]
-        enough = min(sa.get("n") or 0, sb.get("n") or 0) >= MIN_SAMPLES
-        separate = enough and (sb["ci_low"] > sa["ci_high"] or sb["ci_high"] < sa["ci_low"])
-        changes.append(Change(key, sa["median"], sb["median"], ratio, separate,
-                              separate and ratio > 1.0 + threshold))
+    changes = [c for key in sorted(set(a) & set(b)) if (c := change(key, a[key], b[key], threshold)) is not None]
     return changes, sorted(set(a) - set(b)), sorted(set(b) - set(a))
 
 

@@ -21,6 +21,7 @@ from .envtable import environment_table
 from .flags import by_runner, case_flags
 from .fmt import e, num as _num, parity_text, plain
 from .load import Run, flat_records, summary_rows
+from .versions import versions_section
 from .sections import (data_parallel_section, efficiency_section, extrapolation_section, memory_table, nir_records,
                        nir_section, parity_section, plot, precision_section, problems, scaling_section)
 from ..results.summary import engineering, precision_rows
@@ -242,7 +243,8 @@ def details_section(run: Run, rows: list[dict[str, Any]], target: float, anchor:
     cases = list(dict.fromkeys(r["case"] for r in rows if r.get("curve")))
     curves = [plot(plots.accuracy_vs_time(rows, case, target), f"accuracy vs time {case}") for case in cases]
     parts = [f'<section id="{anchor}"><h2>{e(suite_title(run))}: all figures <span class="muted">{e(run.name)}'
-             "</span></h2>", notice(run, base), summary_table(rows, target, base), *curves, memory_table(rows),
+             "</span></h2>", notice(run, base), summary_table(rows, target, base), versions_section(rows, anchor),
+             *curves, memory_table(rows),
              scaling_section(run), data_parallel_section(run, rows), precision_section(rows),
              efficiency_section(rows), nir_section(run), extrapolation_section(run), "</section>"]
     return "".join(p for p in parts if p)

@@ -77,6 +77,9 @@ def _discover() -> dict[str, type[Runner]]:
             classes = [_broken_plugin(name, source, exc)]
         for cls in classes:
             found.setdefault(cls.name, cls)
+    from .versions import variants  # pinned versions of some runners' frameworks ($SNNBENCH_VERSIONS)
+
+    found.update(variants(found))
     return dict(sorted(found.items(), key=lambda kv: (kv[0] != "reference", kv[0])))
 
 
@@ -86,6 +89,12 @@ def registry() -> dict[str, type[Runner]]:
     if _REGISTRY is None:
         _REGISTRY = _discover()
     return _REGISTRY
+
+
+def reset_registry() -> None:
+    """Discover again on next use (after ``$SNNBENCH_VERSIONS`` or the plugins changed)."""
+    global _REGISTRY
+    _REGISTRY = None
 
 
 def get_runner_class(name: str) -> type[Runner]:
@@ -109,4 +118,4 @@ def parse_runner_list(text: str | None, default: tuple[str, ...]) -> list[str]:
     return names
 
 
-__all__ = ["Runner", "Support", "registry", "get_runner_class", "parse_runner_list"]
+__all__ = ["Runner", "Support", "registry", "reset_registry", "get_runner_class", "parse_runner_list"]
