@@ -55,6 +55,19 @@ class SpikingJellyRunner(TorchRunnerBase):
     learn_beta_refusal = "SpikingJelly learns one decay per layer (ParametricLIFNode), the spec one per neuron"
 
 
+    def supports(self, case: Case):
+        from .base import Support
+        from .nets.spikingjelly_net import missing_surrogate
+
+        s = case.network.surrogate
+        missing = missing_surrogate(s.name, s.slope)
+        if missing:
+            from importlib import metadata
+
+            return Support.no(f"SpikingJelly {metadata.version('spikingjelly')} has no {missing} surrogate, which "
+                              f"the case's {s.name}(slope {s.slope:g}) needs")
+        return super().supports(case)
+
     def make_model(self, case: Case):
         from .nets.spikingjelly_net import SpikingJellyNet
 

@@ -10,8 +10,8 @@ of a framework on the same stack is what a maintainer asks; a version whose own 
 from the stack's and cannot import on it is skipped with its error.
 
 Every registered runner whose ``packages`` include a pinned distribution gets one *variant* per version,
-named ``<runner>@<version>`` (``snntorch@0.9.4``): the runner's own class with the overlay activated in
-``build``. The parent prepares the overlays and hands them to its workers in ``$SNNBENCH_VERSIONS``
+named ``<runner>@<version>`` (``snntorch@0.9.4``): the runner's own class with the overlay activated when
+it is made (before ``supports`` or ``build`` can import the framework). The parent prepares the overlays and hands them to its workers in ``$SNNBENCH_VERSIONS``
 (JSON), from which every process's registry builds the same variants.
 """
 
@@ -144,11 +144,12 @@ def _variant(base: type[Runner], entry: dict) -> type[Runner]:
         # build could put the overlay first): the overlay was installed and imported when it was made.
         return Support.no(error) if error else Support.yes()
 
-    def build(self, case, device, seed):
+    def __init__(self, *args, **kwargs):
+        # first: supports(), build() and the rest may import the framework, which must be this version's
         activate(folder, dist)
-        return base.build(self, case, device, seed)
+        base.__init__(self, *args, **kwargs)
 
-    attrs = {"name": f"{base.name}@{entry['version']}", "available": classmethod(available), "build": build,
+    attrs = {"name": f"{base.name}@{entry['version']}", "available": classmethod(available), "__init__": __init__,
              "pinned": (dist, entry["version"]), "__doc__": f"{base.name} with {dist}=={entry['version']}",
              "eager_twin": f"{base.eager_twin}@{entry['version']}" if base.eager_twin else ""}
     return type(f"{base.__name__}_{dist}_{entry['version']}".replace(".", "_").replace("-", "_"), (base,), attrs)

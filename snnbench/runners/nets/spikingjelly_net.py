@@ -12,20 +12,33 @@ from torch import nn
 from ...spec import NetworkSpec
 
 
+#: (spec surrogate, slope) -> (SpikingJelly class, its alpha): the built-ins whose derivative is the
+#: canonical one. Older releases lack some (SuperSpike came after 0.0.0.0.14).
+EXACT = {
+    ("arctan", None): ("ATan", None),  # (a/2) / (1 + (pi/2 a x)^2)
+    ("sigmoid", None): ("Sigmoid", None),  # a s (1 - s), s = sigmoid(a x)
+    ("superspike", 1.0): ("SuperSpike", 1.0),  # a / (1 + |x|)^2
+    ("superspike", 2.0): ("SoftSign", 2.0),  # a / (2 (1 + a|x|)^2)
+    ("triangular", 1.0): ("PiecewiseQuadratic", 1.0),  # max(a (1 - a|x|), 0)
+}
+
+
 def sj_surrogate(name: str, slope: float):
     """``(SpikingJelly surrogate, exact?)``: the built-in surrogate (one SpikingJelly's fused LIF kernel
-    accepts) whose derivative is the canonical one, else SuperSpike with slope 1, not exact."""
-    if name == "arctan":
-        return surrogate.ATan(alpha=slope), True  # (a/2) / (1 + (pi/2 a x)^2)
-    if name == "sigmoid":
-        return surrogate.Sigmoid(alpha=slope), True  # a s (1 - s), s = sigmoid(a x)
-    if name == "superspike" and slope == 1.0:
-        return surrogate.SuperSpike(alpha=1.0), True  # a / (1 + |x|)^2
-    if name == "superspike" and slope == 2.0:
-        return surrogate.SoftSign(alpha=2.0), True  # a / (2 (1 + a|x|)^2)
-    if name == "triangular" and slope == 1.0:
-        return surrogate.PiecewiseQuadratic(alpha=1.0), True  # max(a (1 - a|x|), 0)
-    return surrogate.SuperSpike(alpha=1.0), False
+    accepts) whose derivative is the canonical one, else SuperSpike with slope 1, not exact; ``(None,
+    False)`` when this SpikingJelly has neither (:func:`missing_surrogate` says which)."""
+    cls_name, alpha = EXACT.get((name, None)) or EXACT.get((name, slope)) or ("SuperSpike", 1.0)
+    exact = (name, None) in EXACT or (name, slope) in EXACT
+    cls = getattr(surrogate, cls_name, None)
+    if cls is None:
+        return None, False
+    return cls(alpha=slope if alpha is None else alpha), exact
+
+
+def missing_surrogate(name: str, slope: float) -> str:
+    """The SpikingJelly surrogate class the case needs and this release lacks; '' when it has it."""
+    cls_name, _ = EXACT.get((name, None)) or EXACT.get((name, slope)) or ("SuperSpike", 1.0)
+    return "" if hasattr(surrogate, cls_name) else cls_name
 
 
 def sj_reset(kind: str) -> float | None:
@@ -36,14 +49,25 @@ def sj_reset(kind: str) -> float | None:
 
 class ScaledReadout(nn.Module):
     """``NonSpikingLIFNode(tau)`` integrates ``v += (x - v) / tau`` = ``beta v + (1 - beta) x``; its
-    input is scaled by ``1 / (1 - beta)`` so that it adds exactly the layer's current."""
+    input is scaled by ``1 / (1 - beta)`` so that it adds exactly the layer's current. Releases without
+    ``NonSpikingLIFNode`` (0.0.0.0.14) get a ``LIFNode`` that never fires (threshold 1e30, so it never
+    resets; an infinite one would make its reset 0 * inf = NaN) with no input decay, ``v = beta v + x``, whose membrane sequence (``store_v_seq``) is the
+    readout: the same equation."""
 
     def __init__(self, beta: float):
         super().__init__()
-        self.scale = 1.0 / (1.0 - beta)
-        self.node = neuron.NonSpikingLIFNode(tau=1.0 / (1.0 - beta))
+        tau = 1.0 / (1.0 - beta)
+        if hasattr(neuron, "NonSpikingLIFNode"):
+            self.scale, self.node, self.stored = tau, neuron.NonSpikingLIFNode(tau=tau), False
+        else:
+            self.scale, self.stored = 1.0, True
+            self.node = neuron.LIFNode(tau=tau, decay_input=False, v_threshold=1e30, v_reset=None,
+                                       step_mode="m", store_v_seq=True)
 
     def forward(self, x):
+        if self.stored:
+            self.node(x)
+            return self.node.v_seq
         return torch.stack(self.node(x * self.scale))
 
 
