@@ -34,16 +34,53 @@ def _console():
     return console
 
 
+def _same_path(given: str, recorded) -> bool:
+    if not isinstance(recorded, str) or not recorded:
+        return False
+    return Path(given).expanduser().resolve() == Path(recorded).expanduser().resolve()
+
+
+def _refuse_conflicts(args: argparse.Namespace, m: dict, run_path: Path) -> None:
+    """With ``--resume`` the run's own settings apply: an option that would run something else is refused."""
+    from .naming import parse_list
+
+    checks = [
+        ("--suite", args.suite, lambda v: v == m.get("suite") or _same_path(v, m.get("suite_path")),
+         m.get("suite_path") or m.get("suite")),
+        ("--runners", args.runners, lambda v: parse_list(v, "--runners") == list(m.get("runners") or []),
+         ",".join(map(str, m.get("runners") or []))),
+        ("--cases", args.cases, lambda v: v == m.get("case_filter"), m.get("case_filter")),
+        ("--device", args.device, lambda v: v == m.get("device"), m.get("device")),
+        ("--seed", args.seed, lambda v: v == m.get("seed"), m.get("seed")),
+        ("--epochs", args.epochs, lambda v: v == m.get("epochs"), m.get("epochs")),
+        ("--data-dir", args.data_dir, lambda v: _same_path(v, m.get("data_dir")), m.get("data_dir")),
+        ("--quick", args.quick or None, lambda v: bool(m.get("quick")), bool(m.get("quick"))),
+        ("--no-parity", args.no_parity or None, lambda v: not m.get("check_parity", True),
+         "parity on" if m.get("check_parity", True) else "parity off"),
+        ("--out", args.out, lambda v: Path(v).expanduser().resolve() == run_path.resolve().parent,
+         str(run_path.parent)),
+    ]
+    for flag, given, same, recorded in checks:
+        if given is not None and not same(given):
+            shown = "" if given is True else f" {given}"
+            raise SnnbenchError(f"{flag}{shown} conflicts with the run being resumed ({recorded}): with --resume the "
+                                "run's own settings apply; drop the option, or start a new run")
+
+
 def _resume_settings(args: argparse.Namespace):
-    """Fill ``args`` from the manifest of the run to resume; returns its RunDir."""
+    """Fill ``args`` from the manifest of the run to resume; returns its RunDir. Options that would change
+    what the run runs are refused, and a run whose jobs are all finished and whole is complete."""
+    from .harness.run import job_state
     from .results.store import RunDir
 
     resume = RunDir.open(Path(args.resume))
     m = resume.manifest()
-    if m.get("status") == "complete":
-        raise SnnbenchError(f"{args.resume} is already complete; nothing to resume")
     if not isinstance(m.get("suite_path"), str) or not isinstance(m.get("runners"), list):
         raise SnnbenchError(f"{resume.path / 'manifest.json'}: no 'suite_path' or 'runners'; cannot resume it")
+    _refuse_conflicts(args, m, resume.path)
+    _, damaged = job_state(resume.records())
+    if m.get("status") == "complete" and not damaged and not resume.skipped_lines:
+        raise SnnbenchError(f"{args.resume} is already complete; nothing to resume")
     args.suite, args.quick, args.device = m["suite_path"], m.get("quick", False), m.get("device")
     args.seed, args.data_dir = m.get("seed"), m.get("data_dir")
     args.runners, args.no_parity = ",".join(map(str, m["runners"])), not m.get("check_parity", True)
@@ -74,6 +111,18 @@ def _executor(args: argparse.Namespace):
                        ship_data=args.ray_ship_data or "auto")
 
 
+def _prepare_versions(text: str | None):
+    """``--versions`` (or a resumed run's): every pinned version's environment made (once, cached) and
+    handed to the registry and the workers; the pins, or None."""
+    if not text:
+        return None
+    from .runners import versions
+
+    pins = versions.parse(text)
+    versions.prepare(pins, log=lambda line: print(line, file=sys.stderr, flush=True))
+    return pins
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .display import RunDisplay
     from .harness.run import run_suite
@@ -81,29 +130,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runners import parse_runner_list
     from .spec import load_suite, select_cases
 
+    from .harness.run import suite_of_manifest
+    from .naming import parse_list
+    from .spec import check_seed
+
     resume = _resume_settings(args) if args.resume else None
     if resume is None and not args.suite:
         raise SnnbenchError("the following arguments are required: --suite (or --resume RUN_DIR)")
     if args.epochs is not None and args.epochs < 1:
         raise SnnbenchError(f"--epochs must be at least 1, got {args.epochs}")
-    suite = select_cases(load_suite(args.suite, quick=args.quick), args.cases)
+    if args.seed is not None:
+        check_seed(args.seed, f"--seed {args.seed}")
+    if resume is not None:  # the run as it was started, from its manifest
+        suite = suite_of_manifest(resume.manifest(), str(resume.path / "manifest.json"))
+    else:
+        suite = select_cases(load_suite(args.suite, quick=args.quick), args.cases)
+    parse_list(args.runners, "--runners")  # given, it names something, and nothing twice
+    pins = _prepare_versions(args.versions or (resume.manifest().get("versions") if resume else None))
     runners = parse_runner_list(args.runners, suite.runners)
+    if pins:  # each runner of a pinned framework -> one runner per version
+        from .runners import registry
+        from .runners.versions import expand
+
+        runners = expand(runners, pins, registry())
     executor = _executor(args)
     console = _console()
     display = RunDisplay(console, resuming=resume is not None, quick=args.quick, suite_name=suite.name,
                          n_cases=len(suite.cases), n_runners=len(runners))
     command = "snnbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     try:
-        run_dir = run_suite(suite, runners, Path(args.out), device=args.device, data_dir=args.data_dir,
+        run_dir = run_suite(suite, runners, Path(args.out or "results"), device=args.device, data_dir=args.data_dir,
                             seed=args.seed, quick=args.quick, command=command, on_event=display.on_event,
                             on_start=display.on_start, check_parity=not args.no_parity, resume=resume,
                             case_filter=args.cases, epochs=args.epochs, executor=executor,
-                            offline=args.offline)
+                            offline=args.offline, versions=args.versions)
     except KeyboardInterrupt:
         display.stop()
         rd = display.run_dir
         kept = len(rd.records()) if rd else 0
-        print(f"snnbench: interrupted; {kept} record(s) kept in {rd.path if rd else args.out}", file=sys.stderr)
+        print(f"snnbench: interrupted; {kept} record(s) kept in {rd.path if rd else args.out or 'results'}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         display.stop()
@@ -141,8 +207,31 @@ def _write_report(paths: list, output: str | None, target_acc: float, console, a
     out = Path(output) if output else Path("reports") / f"{runs[0].name}.html"
     if out.suffix != ".html":
         raise SnnbenchError(f"-o {out}: the report file must end in .html")
+    check_outputs(report_outputs(out))
     for path in write_report(runs, out, target_acc=target_acc, baselines=baselines):
         console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def report_outputs(page: Path) -> list[Path]:
+    """Every file ``write_report`` writes for the page ``page`` (the page, its Markdown and its CSV)."""
+    return [page, page.with_suffix(".md"), page.with_suffix(".csv")]
+
+
+def check_outputs(paths: list[Path]) -> None:
+    """Refuse, before writing any of them, outputs that cannot all be written: one that is a directory,
+    a folder on the way that is a file, a place without write permission."""
+    import os
+
+    for path in paths:
+        if path.is_dir():
+            raise SnnbenchError(f"{path} is a directory; nothing was written")
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise SnnbenchError(f"{parent} is a file, not a directory: cannot write {path}; nothing was written")
+        if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise SnnbenchError(f"cannot write {path} (permission denied); nothing was written")
 
 
 def _warn_skipped(runs) -> None:
@@ -164,11 +253,17 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from .harness.env import resolve_device
     from .harness.parity import compare, summary
     from .runners import parse_runner_list, registry
+    from .harness.budget import check_cases_fit
+    from .naming import parse_list
     from .spec import load_suite, validate_case
 
     if args.batch < 1:
         raise SnnbenchError(f"--batch must be at least 1, got {args.batch}")
     suite = load_suite(args.suite, quick=args.quick)
+    parse_list(args.runners, "--runners")
+    # the gate's batch, no training: what a comparison needs, held against the machine before it runs
+    check_cases_fit([(replace(c, spec=replace(c.spec, batch=args.batch, epochs=0, dataset="random")), None)
+                     for c in suite.cases], suite.memory_limit_gb)
     names = parse_runner_list(args.runners, tuple(n for n in registry() if n != "reference"))
     device = resolve_device(args.device)  # 'auto': one device for every comparison
     console = _console()
@@ -213,8 +308,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     case, weights, run = load_trained(args.run_dir, args.case, args.runner)
     dt = args.dt if args.dt is not None else case.spec.dt_s
-    if not dt > 0:
-        raise SnnbenchError(f"--dt {dt}: expected a time step in seconds > 0")
+    if not (math.isfinite(dt) and dt > 0):
+        raise SnnbenchError(f"--dt {dt}: expected a finite time step in seconds > 0")
     graph = nir_graph.to_nir(case.network, weights, dt, {"case": case.id, "runner": args.runner,
                                                          "run": run.path.name})
     nir_graph.write(args.output, graph)
@@ -238,8 +333,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .interop import nir_graph
     from .spec import LayerSpec
 
+    if args.dt is not None and not (math.isfinite(args.dt) and args.dt > 0):
+        raise SnnbenchError(f"--dt {args.dt}: expected a finite time step in seconds > 0")
     network, weights, dt = nir_graph.from_nir(nir_graph.read(args.nir_file), args.dt)
     out = Path(args.output or Path(args.nir_file).with_suffix(""))
+    if out.exists() and not out.is_dir():
+        raise SnnbenchError(f"-o {out} is a file, not a directory")
+    check_outputs([out / "network.yaml", out / "weights.npz"])  # both writable before either is written
     out.mkdir(parents=True, exist_ok=True)
     default = dataclasses.asdict(LayerSpec(type=""))
     layers = [{k: v for k, v in dataclasses.asdict(layer).items() if k == "type" or v != default[k]}
@@ -260,7 +360,9 @@ def cmd_nir_check(args: argparse.Namespace) -> int:
     from .interop import frameworks
     from .interop.check import entry_text, nir_check
 
-    names = [n.strip() for n in args.frameworks.split(",")] if args.frameworks else None
+    from .naming import parse_list
+
+    names = parse_list(args.frameworks, "--frameworks")
     known = [fw.name for fw in frameworks.FRAMEWORKS]
     for name in names or []:
         if name not in known:
@@ -280,6 +382,10 @@ def cmd_nir_check(args: argparse.Namespace) -> int:
     console.print(table)
     for row in rows[1:]:
         console.print(f"{row['framework']} {row['direction']}: {escape(row.get('reason', ''))}", markup=False)
+    logged = next((row["extra"]["log"] for row in rows if isinstance(row.get("extra"), dict) and row["extra"].get("log")),
+                  None)
+    if logged:
+        console.print(f"the frameworks' tracebacks: {logged}", markup=False, highlight=False)
     return 0
 
 
@@ -287,7 +393,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from .report.compare import compare, device_warnings, environment_differences
+    from .report.compare import compare, device_warnings, environment_differences, index_problems
     from .report.load import load_runs
 
     text = args.threshold.strip().rstrip("%")
@@ -308,6 +414,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for line in differences:
             console.print(f"  {escape(line)}")
     for line in device_warnings(base, new):
+        console.print(f"[yellow]warning: {escape(line)}[/]")
+    for line in index_problems(base) + index_problems(new):
         console.print(f"[yellow]warning: {escape(line)}[/]")
     table = Table("suite", "case", "runner", "metric", "base", "new", "change", "verdict",
                   title=f"{base.name} -> {new.name} (threshold {100 * threshold:g}%)")
@@ -368,18 +476,23 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .publish import headline_markdown, load_profile, machine_class, published_runs, update_readme
     from .runners import parse_runner_list
 
+    from .naming import check_plain_name, parse_list
+    from .publish import check_readme
+
     profile = load_profile(args.profile)
-    wanted = [s.strip() for s in (args.suites or "").split(",") if s.strip()]
+    wanted = parse_list(args.suites, "--suites") or []
     unknown = sorted(set(wanted) - {r.suite for r in profile.runs})
     if unknown:
         raise SnnbenchError(f"--suites: {unknown[0]!r} is not in profile {profile.name!r} "
                             f"(its suites: {', '.join(r.suite for r in profile.runs)})")
     plan = [r for r in profile.runs if not wanted or r.suite in wanted] if not args.render_only else []
-    name = args.machine_class or machine_class()
+    name = check_plain_name(args.machine_class, "--machine-class") if args.machine_class is not None \
+        else machine_class()
     class_dir, page = Path(args.results) / name, Path(args.reports) / f"{name}.html"
     readme = Path(args.readme) if args.readme else None
-    if readme is not None and not readme.is_file():
-        raise SnnbenchError(f"--readme {readme}: no such file")
+    if readme is not None:  # checked before anything runs or is written, as the page's files are
+        check_readme(readme)
+    check_outputs(report_outputs(page) + ([readme] if readme is not None else []))
     loaded = [(r, r.load()) for r in plan]
     runs = [(r, s, parse_runner_list(r.runners, s.runners)) for r, s in loaded]  # all checked before any runs
     console = _console()
@@ -426,11 +539,44 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_runner(args: argparse.Namespace) -> int:
+    from .harness.conformance import check_runner
+    from .harness.env import resolve_device
+    from .runners import get_runner_class
+    from .spec import default_suites_dir, load_suite
+
+    get_runner_class(args.runner)  # an unknown name: one error line
+    names = args.suites.split(",") if args.suites else sorted(p.stem for p in default_suites_dir().glob("*.yaml"))
+    suites = [load_suite(n.strip(), quick=True) for n in names if n.strip()]
+    device = resolve_device(args.device)
+    failed = []
+    print(f"check-runner {args.runner} on {device}: parity and refusals on the quick cases of "
+          f"{', '.join(s.name for s in suites)}; dtypes; step consistency; compiled graphs; own loop", flush=True)
+    for c in check_runner(args.runner, suites, device=device, own_loop=not args.no_own_loop,
+                          timing=not args.no_timing):
+        print(f"{'ok  ' if c.ok else 'FAIL'} {c.check:<16} {c.subject:<28} {c.detail.splitlines()[0] if c.detail else ''}",
+              flush=True)
+        if not c.ok:
+            failed.append(c)
+    if failed:
+        checks = sorted({c.check for c in failed})
+        print(f"snnbench: {args.runner} does not conform: {len(failed)} check(s) failed ({', '.join(checks)})",
+              file=sys.stderr)
+        return 1
+    print(f"{args.runner} conforms")
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     import json
 
     from .harness.env import accelerator, capture
 
+    if args.machine_class:  # the one name for this kind of machine (publish, benchmark baselines)
+        from .publish import machine_class
+
+        print(machine_class())
+        return 0
     info = capture()
     info["accelerator"] = accelerator()  # what --device auto resolves to for a whole run
     info["devices"] = _usable_devices()
@@ -463,6 +609,9 @@ def _usable_devices() -> dict:
 def cmd_make_data(args: argparse.Namespace) -> int:
     from .data import FORMATS
 
+    from .spec import check_seed
+
+    check_seed(args.seed, f"--seed {args.seed}")
     fmt = FORMATS[args.dataset]
     n_train = args.train if args.train is not None else fmt.full_sizes[0]
     n_test = args.test if args.test is not None else fmt.full_sizes[1]
@@ -514,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "downloaded on first use; synthetic data when offline)")
     r.add_argument("--offline", action="store_true", help="never download a dataset: without a real one, use the "
                                                           "synthetic stand-in (also: SNNBENCH_OFFLINE=1)")
-    r.add_argument("--out", default="results", help="parent directory of the run directory (default: results)")
+    r.add_argument("--out", help="parent directory of the run directory (default: results)")
     r.add_argument("--seed", type=int, help="override every case's seed")
     r.add_argument("--epochs", type=int, help="override every training case's epochs (>= 1)")
     r.add_argument("--no-parity", action="store_true", help="skip the parity gate before each adapter's case")
@@ -528,6 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-ship-data", choices=["auto", "always", "never"],
                    help="send the dataset to the nodes through Ray's object store: 'auto' (default) when the "
                         "cluster has a node on another host")
+    r.add_argument("--versions", help="run the runners of a framework at several versions side by side, e.g. "
+                                       "'snntorch==0.9.4,snntorch==1.0.0': each version in its own environment "
+                                       "(made once by uv, cached), runner names <runner>@<version>")
     r.add_argument("--no-report", action="store_true", help="do not write the HTML report at the end "
                                                             "(default: reports/<run>.html beside --out)")
     r.set_defaults(func=cmd_run)
@@ -597,7 +749,19 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=["suites", "runners"])
     lst.set_defaults(func=cmd_list)
 
+    cr = sub.add_parser("check-runner", help="the conformance checks a runner must pass before its figures are "
+                                             "published; exit 1 naming each failed check")
+    cr.add_argument("runner", help="registry name of the runner (built-in or from a plugin)")
+    cr.add_argument("--suites", help="comma-separated suites whose quick cases are checked (default: every suite)")
+    cr.add_argument("--device", choices=["cpu", "gpu", "tpu", "auto"], default="cpu",
+                    help="device to check on (default: cpu)")
+    cr.add_argument("--no-timing", action="store_true", help="skip the timing checks (step consistency, own loop)")
+    cr.add_argument("--no-own-loop", action="store_true", help="skip the comparison with the framework's own loop")
+    cr.set_defaults(func=cmd_check_runner)
+
     e = sub.add_parser("env", help="print the environment a run would record")
+    e.add_argument("--machine-class", action="store_true", help="print only this machine's class (the folder of "
+                                                               "its published results and benchmark baselines)")
     e.set_defaults(func=cmd_env)
 
     m = sub.add_parser("make-data", help="write a synthetic dataset in the real file format")

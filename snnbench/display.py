@@ -55,6 +55,7 @@ class RunDisplay:
         self.jobs_done = 0
         self.started = time.monotonic()
         self.current: dict[str, Any] = {}
+        self.warned: set[tuple[Any, Any]] = set()  # jobs already said to run under interference
 
     # ------------------------------------------------------------------------------ harness hooks
     def on_start(self, run_dir, jobs, data_note: str) -> None:
@@ -119,14 +120,27 @@ class RunDisplay:
             self.console.print(f"{tag} epoch time per batch {e['epoch_ms_per_batch']:.2f} ms vs fwd+bwd per step "
                                f"{e['fwdbwd_ms_per_step']:.2f} ms: {e['ratio']:.2f}x, {verdict}")
         elif kind == "record":
+            self._interference(tag, e)
             self._record(tag, e)
         elif kind == "job_end":
+            self._interference(tag, e)
             self.jobs_done += 1
             self.done_weight += self.weights.get((e["case"], e["runner"]), 0.0)
             self.current = {}
         self._refresh()
 
     # --------------------------------------------------------------------------------- helpers
+    def _interference(self, tag: str, e: dict[str, Any]) -> None:
+        """Once per job: its figures were measured while other processes used the CPUs (or a hypervisor
+        stole them), so they are slower than this machine's own; the record says so too (``load``)."""
+        load = e.get("load")
+        key = (e.get("case"), e.get("runner"))
+        if not isinstance(load, dict) or not load.get("interference") or key in self.warned:
+            return
+        self.warned.add(key)
+        self.console.print(f"{tag} [yellow]measured under interference:[/] {escape(str(load.get('summary', '')))} "
+                           f"(from {escape(str(e.get('metric')))} on; the records carry load.interference)")
+
     def _record(self, tag: str, e: dict[str, Any]) -> None:
         metric, ok = e.get("metric"), e.get("status") == "ok"
         if metric in ("fwd_ms", "fwdbwd_ms") and ok:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SnnbenchError
+from .naming import parse_list
 from .spec import Suite, load_suite, select_cases, validate_case
 
 #: the case fields a profile may set: how much a case trains, never what it computes
@@ -46,7 +47,7 @@ class PublishRun:
 
     def load(self) -> Suite:
         """The suite with its cases selected and trimmed (validated as a suite file would be)."""
-        suite = select_cases(load_suite(self.suite, quick=self.quick), self.cases)
+        suite = select_cases(load_suite(self.suite, quick=self.quick), self.cases, flag=f"{self.suite}: cases")
         if not self.trims:
             return suite
         cases = []
@@ -91,6 +92,7 @@ def _parse_run(raw: Any, where: str) -> PublishRun:
             value = ",".join(value)
         if value is not None and not isinstance(value, str):
             raise SnnbenchError(f"{where}.{key}: expected a name, a list of names or 'all'")
+        parse_list(value, f"{where}.{key}")  # given, it names something, and nothing twice
         text[key] = value
     quick, nir = raw.get("quick", False), raw.get("nir_check", False)
     for key, value in (("quick", quick), ("nir_check", nir)):
@@ -110,8 +112,9 @@ def _parse_run(raw: Any, where: str) -> PublishRun:
 
 
 def load_profile(name_or_path: str) -> Profile:
-    """``suites/publish/<name>.yaml`` or a YAML path, validated (every suite it names is loaded)."""
-    import yaml
+    """``suites/publish/<name>.yaml`` or a YAML path, validated (every suite it names is loaded); read within
+    the bounds of :func:`snnbench.limits.load_yaml`."""
+    from .limits import load_yaml
 
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
@@ -120,10 +123,7 @@ def load_profile(name_or_path: str) -> Profile:
             known = ", ".join(sorted(p.stem for p in profiles_dir().glob("*.yaml"))) or "none"
             raise SnnbenchError(f"unknown publish profile {name_or_path!r} (known: {known})")
         path = candidate
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        raise SnnbenchError(f"{path}: malformed YAML") from None
+    data = load_yaml(path, "publish profile")
     where = path.name
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list) or not data["runs"]:
         raise SnnbenchError(f"{where}: a publish profile is a mapping with 'profile' and a non-empty 'runs' list")
@@ -194,6 +194,21 @@ def headline_markdown(markdown_text: str, suite: str = "shd") -> str:
             if table:
                 return "\n".join(table)
     raise SnnbenchError(f"the report has no {suite!r} section to take the headline table from")
+
+
+def check_readme(readme: Path) -> None:
+    """The README exists, is a file and has the headline block: checked before a publish runs or writes
+    anything, so that it cannot fail after writing the page."""
+    if not readme.is_file():
+        raise SnnbenchError(f"--readme {readme}: no such file")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnnbenchError(f"--readme {readme}: cannot be read ({exc})") from None
+    start, end = text.find(HEADLINE_START), text.find(HEADLINE_END)
+    if start < 0 or end < start:
+        raise SnnbenchError(f"--readme {readme}: no '{HEADLINE_START}' ... '{HEADLINE_END}' block to write the "
+                            "headline table into; nothing was run or written")
 
 
 def update_readme(readme: Path, table: str, page: str) -> None:

@@ -57,6 +57,8 @@ from typing import Any
 import numpy as np
 
 from .errors import SnnbenchError
+from .limits import MAX_CASES
+from .naming import check_id
 
 SURROGATES = ("arctan", "superspike", "sigmoid", "triangular", "boxcar", "straight_through")
 RESETS = ("subtract", "subtract_decayed", "zero", "none")
@@ -66,6 +68,9 @@ NEURON_TYPES = ("lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn
 #: parallel-in-time neurons (long-sequence suite); see runners/reference/parallel.py
 PARALLEL_TYPES = ("lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
 NORESET_METHODS = ("scan", "assoc", "fft")
+#: how a LIF with reset (lif, if, cuba_lif) is evaluated: step by step, or chunks in parallel iterated to the
+#: exact fixed point (runners/reference/parallel.py:lif_fixed_point); both compute the same spikes
+RESET_METHODS = ("scan", "fixed_point")
 WEIGHT_TYPES = ("linear", "conv2d")
 #: stateless layers that only reshape or pool, allowed between a neuron layer and the next weight layer
 SHAPE_TYPES = ("maxpool", "flatten")
@@ -124,7 +129,8 @@ class LayerSpec:
     detach_reset: bool = True
     spike_from: str = "current"  # current: s_t = H(v_t - th); previous: H(v_{t-1} - th) (Spyx)
     learn_beta: bool = False
-    method: str = "scan"  # lif_noreset: scan | assoc | fft
+    method: str = "scan"  # lif_noreset: scan | assoc | fft; lif, if, cuba_lif: scan | fixed_point
+    relu: bool = False  # lif_noreset: membrane clipped at 0 each step, v_t = max(0, beta v_{t-1} + I_t)
     k: int = 4  # masked_psn band, sliding_psn taps, dsn decay-conv taps
     tau: float = 0.25  # dsn: a_t = sigmoid(conv)^(1/tau)
     levels: int = 1  # dsn: 1 = spikes, > 1 = integer activation clip(round(H), 0, levels)
@@ -241,6 +247,7 @@ class CaseSpec:
     test_samples: int | None = None
     timeout_s: float = 3600.0
     group: str = ""  # the sweep a case was expanded from (plots draw one line per group)
+    runners: tuple[str, ...] = ()  # only these of the suite's runners run the case; () all of them
 
     @property
     def dt_s(self) -> float:
@@ -332,6 +339,10 @@ def _coerce(value: Any, type_name: str, where: str) -> Any:
         if not math.isfinite(value):  # .nan / .inf would run to a NaN loss, or a timeout that never fires
             _fail(where, f"expected a finite number, got {value!r}")
         return float(value)
+    if t.startswith("tuple[str"):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+            _fail(where, f"expected a list of names, got {value!r}")
+        return tuple(value)
     if t.startswith("tuple[int"):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool)
                                                            for v in value):
@@ -410,7 +421,11 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0,
                 _fail(f"{lw}.alpha", f"must be in (0, 1], got {layer.alpha}")
             if layer.threshold <= 0:
                 _fail(f"{lw}.threshold", "must be > 0")
-            _check_choice(f"{lw}.method", layer.method, NORESET_METHODS)
+            _check_choice(f"{lw}.method", layer.method, NORESET_METHODS + RESET_METHODS[1:])
+            if kind == "lif_noreset" and layer.method not in NORESET_METHODS:
+                _fail(f"{lw}.method", f"a lif_noreset layer is evaluated by {', '.join(NORESET_METHODS)}")
+            if layer.relu and kind != "lif_noreset":
+                _fail(f"{lw}.relu", "only a lif_noreset layer can clip its membrane at zero")
             if layer.k < 1 or layer.levels < 1 or layer.tau <= 0:
                 _fail(lw, "k and levels must be >= 1 and tau > 0")
         shape = layer_output_shape(layer, shape)
@@ -435,7 +450,22 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0,
                        input_shape=tuple(input_shape))
 
 
+#: seeds run from 0 to 2**32 - 1: what NumPy's legacy seeding, JAX's PRNG keys and torch all accept
+SEED_LIMIT = 2**32
+
+
+def check_seed(value: Any, where: str) -> int:
+    """``value`` if it is a seed every framework accepts (a non-negative integer below 2**32)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        raise SnnbenchError(f"{where}: a seed is an integer from 0 to {SEED_LIMIT - 1}, got {value!r}")
+    return value
+
+
 def validate_case(case: CaseSpec, where: str) -> None:
+    check_id(case.id, f"{where}.id")
+    check_seed(case.seed, f"{where}.seed")
+    if len(set(case.runners)) != len(case.runners):
+        _fail(f"{where}.runners", f"a runner is named twice in {list(case.runners)}")
     _check_choice(f"{where}.dataset", case.dataset, DATASETS)
     _check_choice(f"{where}.loss", case.loss, LOSSES)
     _check_choice(f"{where}.device", case.device, DEVICES)
@@ -454,6 +484,8 @@ def validate_case(case: CaseSpec, where: str) -> None:
         _fail(f"{where}.eval_time_steps", "each length must be a positive multiple of 8")
     if case.dataset == "cue" and case.epochs < 1:
         _fail(f"{where}.epochs", "the cue task trains: epochs must be >= 1")
+    if case.dataset == "cue" and case.channels < 8:
+        _fail(f"{where}.channels", "the cue task needs at least 8 channels (four cue groups and as many of noise)")
     if not 0.0 < case.input_rate <= 1.0:
         _fail(f"{where}.input_rate", "must be in (0, 1]")
     if case.dataset == "random" and case.epochs:
@@ -492,8 +524,13 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
         _fail(f"{where}.suite", f"{name!r} is not a valid suite name (letters, digits, '.', '_', '-'; "
                                 "starting with a letter or digit)")
     runners = data.get("runners", ["reference"])
+    if runners == "all":  # every runner of the registry, resolved where the runners are known
+        runners = ["all"]
     if not isinstance(runners, list) or not all(isinstance(r, str) for r in runners):
-        _fail(f"{where}.runners", "expected a list of runner names")
+        _fail(f"{where}.runners", "expected a list of runner names, or 'all'")
+    twice = next((r for i, r in enumerate(runners) if r in runners[:i]), None)
+    if twice is not None or not runners:
+        _fail(f"{where}.runners", f"{twice!r} is named twice" if twice is not None else "names no runner")
     defaults = data.get("defaults", {}) or {}
     if not isinstance(defaults, dict):
         _fail(f"{where}.defaults", "expected a mapping")
@@ -503,7 +540,10 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
     raw_cases = data.get("quick_cases", data.get("cases")) if quick else data.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         _fail(f"{where}.cases", "expected a non-empty list of cases")
-    raw_cases = [c for i, raw in enumerate(raw_cases) for c in expand_sweep(raw, f"{where}.cases[{i}]")]
+    expanded = []
+    for i, raw in enumerate(raw_cases):  # counted before each sweep is expanded: a huge one is never built
+        expanded += expand_sweep(raw, f"{where}.cases[{i}]", room=MAX_CASES - len(expanded))
+    raw_cases = expanded
     cases, seen = [], set()
     for i, raw in enumerate(raw_cases):
         cw = f"{where}.cases[{i}]"
@@ -546,28 +586,41 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
     )
 
 
-def select_cases(suite: Suite, patterns: str | None) -> Suite:
-    """Keep the cases whose id matches one of the comma-separated glob ``patterns`` (None: all)."""
-    if not patterns:
-        return suite
+def select_cases(suite: Suite, patterns: str | None, flag: str = "--cases") -> Suite:
+    """Keep the cases whose id matches one of the comma-separated glob ``patterns`` (None: all). A list
+    that names nothing, names a pattern twice, or holds a pattern that matches no case is refused."""
     import fnmatch
 
-    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    from .naming import parse_list
+
+    wanted = parse_list(patterns, flag)
+    if wanted is None:
+        return suite
+    known = ", ".join(c.id for c in suite.cases)
+    for pattern in wanted:
+        if not any(fnmatch.fnmatchcase(c.id, pattern) for c in suite.cases):
+            what = f"{pattern!r}" if len(wanted) > 1 else f"{patterns!r}"
+            raise SnnbenchError(f"{flag}: no case of suite {suite.name!r} matches {what} (cases: {known})")
     cases = tuple(c for c in suite.cases if any(fnmatch.fnmatchcase(c.id, p) for p in wanted))
-    if not cases:
-        known = ", ".join(c.id for c in suite.cases)
-        raise SnnbenchError(f"no case of suite {suite.name!r} matches {patterns!r} (cases: {known})")
     return dataclasses.replace(suite, cases=cases)
 
 
-def expand_sweep(raw: Any, where: str) -> list[Any]:
+def expand_sweep(raw: Any, where: str, room: int = MAX_CASES) -> list[Any]:
     """A case with ``sweep: {field: [values...]}`` becomes one case per combination, its id
-    suffixed with each field's short name and value (``id: layer`` -> ``layer-channels512-T100``)."""
+    suffixed with each field's short name and value (``id: layer`` -> ``layer-channels512-T100``).
+    More than ``room`` cases (what is left of a suite's :data:`~snnbench.limits.MAX_CASES`) is refused
+    before any is made."""
     if not isinstance(raw, dict) or "sweep" not in raw:
+        if room < 1:
+            _fail(where, f"a suite may have at most {MAX_CASES} cases")
         return [raw]
     sweep = raw["sweep"]
     if not isinstance(sweep, dict) or not sweep or not all(isinstance(v, list) and v for v in sweep.values()):
         _fail(f"{where}.sweep", "expected a mapping of field -> non-empty list of values")
+    combinations = math.prod(len(v) for v in sweep.values())
+    if combinations > room:
+        _fail(f"{where}.sweep", f"expands to {combinations:,} cases; a suite may have at most {MAX_CASES} cases "
+                                f"({MAX_CASES - room} before this sweep)")
     import itertools
 
     short = {"time_steps": "T", "batch": "B", "channels": "n", "devices": "d"}
@@ -600,8 +653,9 @@ def parse_timing(data: Any, where: str) -> dict[str, Any]:
 
 
 def load_suite(name_or_path: str, quick: bool = False, suites_dir: Path | None = None) -> Suite:
-    """Load ``suites/<name>.yaml`` or a YAML file path, validated."""
-    import yaml
+    """Load ``suites/<name>.yaml`` or a YAML file path, validated (read within the bounds of
+    :func:`snnbench.limits.load_yaml`)."""
+    from .limits import load_yaml
 
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") and path.exists()):
@@ -613,14 +667,8 @@ def load_suite(name_or_path: str, quick: bool = False, suites_dir: Path | None =
                 raise SnnbenchError(f"suite file {name_or_path} does not exist")
             raise SnnbenchError(f"unknown suite {name_or_path!r} (known: {known})")
         path = candidate
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise SnnbenchError(f"{path}: malformed YAML{at}: {problem}") from None
-    return parse_suite(data, str(path), quick=quick)
+    data = load_yaml(path, "suite file")
+    return parse_suite(data, str(path.resolve()), quick=quick)
 
 
 def default_suites_dir() -> Path:
@@ -672,8 +720,38 @@ def init_weights(network: NetworkSpec, seed: int) -> dict[str, np.ndarray]:
     return weights
 
 
+def param_shapes(network: NetworkSpec) -> dict[str, tuple[int, ...]]:
+    """The canonical weights' names and shapes, as :func:`init_weights` makes them, without allocating any
+    (a case's memory is estimated from them before it runs)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (layer, in_shape) in enumerate(zip(network.layers, network.input_shapes())):
+        n_in = math.prod(in_shape)
+        if layer.type == "conv2d":
+            k = int(layer.kernel)
+            shapes[f"layers.{i}.weight"] = (int(layer.out), in_shape[0], k, k)
+            if layer.bias:
+                shapes[f"layers.{i}.bias"] = (int(layer.out),)
+        elif layer.type == "linear":
+            shapes[f"layers.{i}.weight"] = (int(layer.out), n_in)
+            if layer.bias:
+                shapes[f"layers.{i}.bias"] = (int(layer.out),)
+        elif layer.type in ("psn", "masked_psn"):
+            T = network.time_steps
+            shapes[f"layers.{i}.psn_weight"] = (T, T)
+            shapes[f"layers.{i}.psn_bias"] = (T,)
+        elif layer.type == "sliding_psn":
+            shapes[f"layers.{i}.taps"] = (layer.k,)
+            shapes[f"layers.{i}.tap_bias"] = ()
+        elif layer.type == "dsn":
+            shapes[f"layers.{i}.conv_weight"] = (layer.k, n_in)
+            shapes[f"layers.{i}.conv_bias"] = (n_in,)
+        elif layer.is_neuron and layer.learn_beta:
+            shapes[f"layers.{i}.beta"] = (n_in,)
+    return shapes
+
+
 def weight_shapes(network: NetworkSpec) -> dict[str, tuple[int, ...]]:
-    return {k: v.shape for k, v in init_weights(network, 0).items()}
+    return param_shapes(network)
 
 
 def check_weights(network: NetworkSpec, weights: dict[str, np.ndarray]) -> None:
@@ -712,6 +790,7 @@ def case_from_dict(data: dict[str, Any]) -> Case:
     network = network_from_dict(data["network"])
     spec = dict(data["spec"])
     spec["eval_time_steps"] = tuple(spec.get("eval_time_steps", ()))
+    spec["runners"] = tuple(spec.get("runners", ()))
     return Case(spec=CaseSpec(**spec), network=network)
 
 

@@ -156,3 +156,35 @@ class KillParentRunner(SleepRunner):
     def build(self, case, device, seed):
         os.kill(int(os.environ["SNNBENCH_PARENT_PID"]), signal.SIGKILL)
         time.sleep(60)  # the watchdog ends this worker once its parent is gone
+
+
+class FillRunner(SleepRunner):
+    """With ``SNNBENCH_TEST_FILL=PATH``, fills the file system holding PATH until the disk is full and
+    lets the write's ``OSError`` (ENOSPC) escape, as a framework writing a cache or a checkpoint would;
+    without it, a sleep runner (so that a resumed run finishes)."""
+
+    name = "fake-fill"
+
+    def build(self, case, device, seed):
+        path = os.environ.get("SNNBENCH_TEST_FILL")
+        if path:
+            with open(path, "ab") as f:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+        super().build(case, device, seed)
+
+
+class HangGilRunner(SleepRunner):
+    """Starts a helper process (as a framework's compile or data workers are), then hangs inside a call
+    that never releases the GIL (a backtracking regular expression), so that no Python thread of the
+    worker can run: a killed run must take both with it all the same."""
+
+    name = "fake-hang-gil"
+
+    def build(self, case, device, seed):
+        import re
+        import subprocess
+
+        subprocess.Popen(["sleep", "600"])
+        re.fullmatch(r"(a|aa)+b", "a" * 200)  # exponential backtracking, in C, holding the GIL

@@ -29,7 +29,7 @@ def _profile(tmp_path: Path, runs: list, name: str = "p") -> Path:
 
 def test_the_shipped_profiles_load_and_trim_only_training_size():
     cpu = load_profile("cpu")
-    assert [r.suite for r in cpu.runs] == ["shd", "nmnist", "layer", "longseq"]
+    assert [r.suite for r in cpu.runs] == ["shd", "nmnist", "layer", "on", "longseq"]
     nmnist = next(r for r in cpu.runs if r.suite == "nmnist").load()
     full = PublishRun(suite="nmnist", quick=True).load()
     (trimmed,), (untrimmed,) = nmnist.cases, full.cases
@@ -42,7 +42,7 @@ def test_the_shipped_profiles_load_and_trim_only_training_size():
     shd = next(r for r in cpu.runs if r.suite == "shd").load()
     assert shd.cases[0].spec.train_samples is None and shd.cases[0].spec.epochs == 10  # the full case
     gpu = load_profile("gpu")
-    assert {r.suite for r in gpu.runs} == {"shd", "nmnist", "layer", "longseq"} and not any(r.trims for r in gpu.runs)
+    assert {r.suite for r in gpu.runs} == {"shd", "nmnist", "layer", "on", "longseq"} and not any(r.trims for r in gpu.runs)
 
 
 def test_timing_only_cases_are_not_trimmed():

@@ -23,6 +23,8 @@ class DataSource:
     note: str
     train_samples: int = 0  # in the files (a case may use fewer)
     test_samples: int = 0
+    #: SHA-256 of the files' contents (snnbench.data.validate): a resumed run refuses data that changed
+    fingerprint: str = ""
 
 
 def default_data_dir() -> Path:
@@ -99,7 +101,7 @@ def resolve_source(dataset: str, data_dir: str | Path | None, train_samples: int
     else:
         note = f"{fmt.name} from {root}"
     return DataSource(root=root, synthetic=info["synthetic"], note=note, train_samples=info["samples"],
-                      test_samples=info["test_samples"])
+                      test_samples=info["test_samples"], fingerprint=info.get("fingerprint", ""))
 
 
 def _fetch_or_why_not(dataset: str, root: Path, offline: bool) -> str:

@@ -46,7 +46,9 @@ def describe_source(data_dir: Path) -> dict:
     a truncated or foreign file is named here, before any run starts, not deep inside a worker."""
     from .synthetic_nmnist import MARKER
 
-    counts = {}
+    from .validate import validate_nmnist
+
+    counts, listed = {}, {}
     for split in FOLDERS:  # one listing per split: sizes checked and samples counted together
         files = sorted(split_dir(data_dir, split).glob("*/*.bin"))
         bad = [p for p in files if p.stat().st_size % 5]
@@ -54,8 +56,10 @@ def describe_source(data_dir: Path) -> dict:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise SnnbenchError(f"{bad[0]}: {bad[0].stat().st_size} bytes is not a whole number of 5-byte "
                                 f"N-MNIST events{more}; is it truncated or corrupt?")
-        counts[split] = len(files)
-    found = {"samples": counts["train"], "test_samples": counts["test"]}
+        counts[split], listed[split] = len(files), files
+    # every event and label checked (once: cached), and the fingerprint a run's manifest keeps
+    found = {"samples": counts["train"], "test_samples": counts["test"],
+             "fingerprint": validate_nmnist(Path(data_dir), listed)}
     marker = Path(data_dir) / "NMNIST" / MARKER
     if marker.exists():
         try:

@@ -66,10 +66,16 @@ def describe_source(path: Path) -> dict:
 
 
 def describe_splits(data_dir: Path) -> dict:
-    """:func:`describe_source` of the train split, with both splits checked and counted."""
+    """:func:`describe_source` of the train split, with both splits checked and counted, and their
+    contents validated (:func:`snnbench.data.validate.validate_shd`, cached): ``fingerprint`` of both."""
+    import hashlib
+
+    from .validate import validate_shd
+
     files = shd_files(data_dir)
     train, test = describe_source(files["train"]), describe_source(files["test"])
-    return {**train, "test_samples": test["samples"]}
+    prints = [validate_shd(files[split]) for split in ("train", "test")]
+    return {**train, "test_samples": test["samples"], "fingerprint": hashlib.sha256(":".join(prints).encode()).hexdigest()}
 
 
 def _cache_key(path: Path, **binning) -> str:

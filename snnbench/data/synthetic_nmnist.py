@@ -39,6 +39,8 @@ N_CLASSES = 10
 FORMAT_VERSION = "snnbench-synthetic-nmnist-v1"
 FULL_SIZES = (60000, 10000)
 MARKER = "snnbench_synthetic.json"
+#: at least this many bytes per sample on disk (measured: ~11 KB)
+BYTES_PER_SAMPLE = 8000
 SACCADE_US = 100_000
 STEPS_PER_SACCADE = 20  # motion sub-steps of 5 ms
 
@@ -166,7 +168,11 @@ def write_synthetic_nmnist(out_dir: Path, n_train: int = FULL_SIZES[0], n_test: 
     Classes are balanced (sample ``i`` shows digit ``i % 10``). Every sample has its own seeded
     generator, so the files do not depend on ``workers``.
     """
+    from ..limits import check_disk
+
     out_dir = Path(out_dir)
+    check_disk(out_dir, (n_train + n_test) * BYTES_PER_SAMPLE, f"the synthetic N-MNIST with {n_train + n_test} samples",
+               hint="ask for fewer (--train, --test)")
     root = out_dir / "NMNIST"
     workers = workers or min(os.cpu_count() or 1, 16)
     events = 0

@@ -29,6 +29,8 @@ N_CLASSES = 20
 N_COMPONENTS = 12
 FORMAT_VERSION = "snnbench-synthetic-shd-v1"
 FULL_SIZES = (8156, 2264)
+#: at least this many bytes per sample, in memory while a split is generated and in the file (measured: ~11 KB)
+BYTES_PER_SAMPLE = 8000
 
 
 def _components(rng: np.random.Generator) -> np.ndarray:
@@ -115,8 +117,14 @@ def write_split(path: Path, times, units, labels, speakers, seed: int) -> None:
 
 
 def write_synthetic_shd(root: Path, n_train: int = FULL_SIZES[0], n_test: int = FULL_SIZES[1], seed: int = 0) -> Path:
-    """Write ``root/SHD/shd_{train,test}.h5``; returns ``root``. Train and test use different seeds."""
+    """Write ``root/SHD/shd_{train,test}.h5``; returns ``root``. Train and test use different seeds. A size
+    the machine cannot hold (memory for the larger split, disk for both) is refused before anything is made."""
+    from ..limits import check_disk, check_memory
+
     root = Path(root)
+    subject = f"the synthetic SHD with {n_train + n_test} samples"
+    check_memory(max(n_train, n_test) * BYTES_PER_SAMPLE, subject, hint="ask for fewer (--train, --test)")
+    check_disk(root, (n_train + n_test) * BYTES_PER_SAMPLE, subject, hint="ask for fewer (--train, --test)")
     for split, n, split_seed in (("train", n_train, seed * 2 + 1), ("test", n_test, seed * 2 + 2)):
         times, units, labels, speakers = generate(n, split_seed)
         write_split(root / "SHD" / f"shd_{split}.h5", times, units, labels, speakers, split_seed)

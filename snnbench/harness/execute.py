@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data import DataSource, load_dataset
+from ..errors import is_disk_full
 from ..runners import get_runner_class
 from ..spec import Case, case_from_dict, init_weights
 from . import measure
@@ -116,9 +117,20 @@ def execute(job: dict[str, Any], emit: Emit) -> None:
         _measure(case, runner, train, test, record, emit, RepeatPolicy.from_dict(job.get("timing")), refresh_info,
              job.get("weights_out"))
     except Exception as exc:  # every failure is a record, never a crash of the run
+        if is_disk_full(exc):  # not the job's fault: the run stops, resumable, and says why
+            return _disk_full(emit, f"{phase[0]}: {failure_reason(exc)}")
         status = "oom" if is_oom(exc) else "failed"
         traceback.print_exc(file=sys.stderr)  # into the job's log file
         record("run", status, f"{phase[0]}: {failure_reason(exc)}", peak_rss_bytes=host_peak_bytes())
+
+
+def _disk_full(emit: Emit, reason: str) -> None:
+    """Tell the parent the disk is full (it stops the run and leaves this job unfinished), then log why."""
+    emit({"event": "disk_full", "reason": reason})
+    try:
+        traceback.print_exc(file=sys.stderr)
+    except OSError:  # the log is on the full disk too
+        pass
 
 
 def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy, refresh_info,
@@ -179,6 +191,8 @@ def execute_parity(job: dict[str, Any], emit: Emit) -> None:
         result = compare(case, job["runner"], batch=job.get("parity_batch", 16), seed=case.spec.seed,
                          device=job["device"])
     except Exception as exc:
+        if is_disk_full(exc):
+            return _disk_full(emit, f"parity: {failure_reason(exc)}")
         traceback.print_exc(file=sys.stderr)
         status = "oom" if is_oom(exc) else "failed"
         emit({"event": "record", **rec, "status": status, "reason": f"parity: {failure_reason(exc)}"})

@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from ..errors import DiskFull
+from ..naming import job_file
 from . import allocator
+from .interference import LoadMonitor
 from .worker import PREFIX
 
 
@@ -38,6 +41,30 @@ class JobSink(Protocol):
 
 Progress = Callable[[dict[str, Any]], None]
 POLL_S = 0.2
+#: a worker that dies while its run directory's disk has less than this free ran out of disk, not memory
+NEARLY_FULL_BYTES = 4 * 2**20
+
+
+class _Counted:
+    """A job's sink that counts the records appended through it: the job record says how many there
+    were, so that ``--resume`` can tell a job whose records were all kept from one that lost some."""
+
+    def __init__(self, sink: JobSink):
+        self.sink, self.appended = sink, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sink, name)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.sink.append(record)
+        self.appended += 1
+
+
+def _disk_nearly_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 def _job_env(compile_cache: str, job: dict[str, Any] | None = None) -> dict[str, str]:
@@ -85,26 +112,29 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
     kind = job.get("kind", "bench")
     case_id = job["case"]["spec"]["id"]
     records: list[dict[str, Any]] = []
-    safe_case = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case_id)
     label = f"{kind}-{job['phase']}" if kind == "memory" else kind
-    log_path = run_dir.log_dir / f"{safe_case}--{job['runner']}--{label}.log"
+    # one naming rule (snnbench.naming): 'a/b' and 'a_b' never share a file, nothing leaves its folder
+    log_path = run_dir.log_dir / job_file(case_id, job["runner"], f"--{label}.log")
     if kind == "bench":
-        job = {**job, "weights_out": str(run_dir.weights_dir / f"{safe_case}--{job['runner']}.npz")}
+        job = {**job, "weights_out": str(run_dir.weights_dir / job_file(case_id, job["runner"], ".npz"))}
     # The job file and the compile cache live in the run directory's scratch folder, not the system
     # temp dir: whatever a killed parent leaves there is removed by the next --resume of the run.
     scratch = run_dir.scratch_dir
     scratch.mkdir(exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=scratch) as f:
         json.dump(job, f)
-        job_file = f.name
-    log = open(log_path, "w")
+        job_path = f.name
+    log = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644),
+                    "w")
     compile_cache = tempfile.mkdtemp(prefix="compile-cache-", dir=scratch)
     started = time.monotonic()
+    monitor = LoadMonitor()  # the machine's load while the worker runs: who else used the CPUs
     proc = subprocess.Popen(
-        [sys.executable, "-m", "snnbench.harness.worker", job_file],
+        [sys.executable, "-m", "snnbench.harness.worker", job_path],
         stdout=subprocess.PIPE, stderr=log, text=True, env=_job_env(compile_cache, job),
         start_new_session=True,  # its own process group: a kill takes its children too
     )
+    monitor.watch(proc.pid)
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -114,9 +144,10 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
 
     threading.Thread(target=pump, daemon=True).start()
     deadline = started + timeout_s
-    done, status, reason, peak = False, None, "", 0
+    done, status, reason, peak, disk_full = False, None, "", 0, ""
     try:
         while True:
+            monitor.tick()
             now = time.monotonic()
             if now > deadline:
                 status, reason = "timeout", f"no result within the case timeout of {timeout_s:g} s"
@@ -135,13 +166,21 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
             if line is None:
                 break
             if not line.startswith(PREFIX):
-                log.write(line)
+                try:
+                    log.write(line)
+                except OSError:  # a full disk stops the log, not the job; a record it sends says so
+                    pass
                 continue
             event = json.loads(line[len(PREFIX):])
             if event.get("event") == "record":
                 rec = {k: v for k, v in event.items() if k != "event"}
+                rec["load"] = monitor.record_load()
+                event = {**event, "load": rec["load"]}
                 run_dir.append(rec)
                 records.append(rec)
+            elif event.get("event") == "disk_full":  # the worker could not write: the job stays unfinished
+                disk_full = event.get("reason", "")
+                continue
             elif event.get("event") == "done":
                 done = True
             on_event({**event, "runner": job["runner"], "case": case_id, "kind": kind})
@@ -149,9 +188,15 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
         if proc.poll() is None:
             _kill(proc)
         proc.wait()
-        log.close()
-        os.unlink(job_file)
+        for cleanup in (log.close, lambda: os.unlink(job_path)):
+            try:
+                cleanup()
+            except OSError:  # a full disk cannot flush the log: the job's outcome still counts
+                pass
         shutil.rmtree(compile_cache, ignore_errors=True)
+    if disk_full or (status is None and not done and _disk_nearly_full(scratch)):
+        raise DiskFull(f"no space left on device in the worker of {case_id} / {job['runner']}"
+                       f"{f': {disk_full}' if disk_full else ''}")
     if status is None and not done:
         code = proc.returncode
         status = "crashed"
@@ -164,7 +209,7 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
             "time": time.time(), "log": str(log_path)}
     if status is not None:
         metric = {"parity": "parity", "memory": "memory"}.get(kind, "run")
-        rec = {**base, "metric": metric, "status": status, "reason": reason,
+        rec = {**base, "metric": metric, "status": status, "reason": reason, "load": monitor.record_load(),
                **({"extra": {"phase": job["phase"]}} if kind == "memory" else {})}
         run_dir.append(rec)
         records.append(rec)
@@ -175,7 +220,10 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
                                memory_limit_bytes)
         worst = next((r for r in records if r["status"] != "ok"), None)
         rec = {**base, "metric": "job", "status": worst["status"] if worst else "ok",
-               "reason": worst.get("reason", "") if worst else "", "value": time.monotonic() - started, "unit": "s"}
+               "reason": worst.get("reason", "") if worst else "", "value": time.monotonic() - started, "unit": "s",
+               "load": monitor.job_load()}
+        if isinstance(run_dir, _Counted):
+            rec["records"] = run_dir.appended  # every record of the job before this one (parity included)
         run_dir.append(rec)
         on_event({"event": "job_end", **rec, "kind": kind})
     return records
@@ -213,6 +261,7 @@ def run_case_job(job: dict[str, Any], sink: JobSink, on_event: Progress,
                  memory_limit_bytes: int | None) -> list[dict[str, Any]]:
     """One (case, runner) as the run plans it: the parity gate for an adapter, then the benchmark."""
     timeout_s = job["case"]["spec"].get("timeout_s", 3600.0)
+    sink = _Counted(sink)
     if job["runner"] != "reference" and job.get("check_parity", True):
         job = {**job, "parity": _parity(job, sink, on_event, timeout_s, memory_limit_bytes)}
     elif job["runner"] == "reference":

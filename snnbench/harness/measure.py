@@ -202,8 +202,21 @@ def save_weights(runner, path: str) -> str:
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp.npz"
-    np.savez(tmp, **{k: np.asarray(v, np.float32) for k, v in runner.get_weights().items()})
-    os.replace(tmp, path)  # never a half-written file under the final name
+    try:
+        os.unlink(tmp)  # a leftover (or a planted link) is replaced, never written through
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{k: np.asarray(v, np.float32) for k, v in runner.get_weights().items()})
+        os.replace(tmp, path)  # never a half-written file under the final name
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return f"weights/{os.path.basename(path)}"
 
 

@@ -312,7 +312,8 @@ class RayExecutor:
                     del running[i]
                     if not tracked.ended:
                         reason = tracked.error or "the Ray task ended without finishing its job"
-                        _end_job(tracked.job, run_dir, on_event, "crashed", reason, tracked.started)
+                        _end_job(tracked.job, run_dir, on_event, "crashed", reason, tracked.started,
+                                 tracked.appended)
                     continue
                 self._handle(tracked, item, run_dir, on_event)
         except KeyboardInterrupt:
@@ -327,15 +328,15 @@ class RayExecutor:
         kind = item["kind"]
         if kind == "record":
             run_dir.append(item["record"])
+            tracked.appended += 1
             if item["record"].get("metric") == "job":
                 tracked.ended = True
         elif kind == "event":
             on_event(item["event"])
         elif kind == "log":
-            (run_dir.log_dir / os.path.basename(item["name"])).write_text(item["text"])
+            run_dir.write_file("logs", item["name"], item["text"].encode())
         elif kind == "weights":
-            run_dir.weights_dir.mkdir(exist_ok=True)
-            (run_dir.weights_dir / os.path.basename(item["name"])).write_bytes(item["data"])
+            run_dir.write_file("weights", item["name"], item["data"])
         elif kind == "node":
             node = self.nodes.setdefault(item["node_id"], {"host": item["host"], "environment": item["environment"],
                                                             "jobs": []})
@@ -367,6 +368,7 @@ class _Tracked:
     def __init__(self, job: dict[str, Any], gen: Any):
         self.job, self.gen, self.started = job, gen, time.monotonic()
         self.ended, self.error = False, ""
+        self.appended = 0  # records of this job the driver has appended
 
 
 def _pump(ray, i: int, gen, events: "queue.Queue[tuple[int, dict[str, Any] | None]]") -> None:
@@ -381,14 +383,15 @@ def _pump(ray, i: int, gen, events: "queue.Queue[tuple[int, dict[str, Any] | Non
 
 
 def _end_job(job: dict[str, Any], run_dir: RunDir, on_event: Progress, status: str, reason: str,
-             started: float) -> None:
-    """The records of a job the cluster could not run or lost: a ``run`` record and its ``job`` record."""
+             started: float, appended: int = 0) -> None:
+    """The records of a job the cluster could not run or lost: a ``run`` record and its ``job`` record
+    (which counts the job's records, ``appended`` of them streamed before it was lost)."""
     base = {"suite": job["suite"], "case": job["case"]["spec"]["id"], "runner": job["runner"],
             "device": job.get("device_label", job["device"]), "time": time.time()}
     rec = {**base, "metric": "run", "status": status, "reason": reason}
     run_dir.append(rec)
     on_event({"event": "record", **rec, "kind": "bench"})
     end = {**base, "metric": "job", "status": status, "reason": reason, "value": time.monotonic() - started,
-           "unit": "s"}
+           "unit": "s", "records": appended + 1}
     run_dir.append(end)
     on_event({"event": "job_end", **end, "kind": "bench"})

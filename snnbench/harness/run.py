@@ -1,24 +1,34 @@
 """Run a suite: one worker process per (case, runner), records appended as they arrive.
 
-Each benchmark job ends with a ``job`` record (its final status and wall time), written by the
-parent after the worker exits. ``--resume`` uses these: a job with a ``job`` record is finished;
-any other records of the same (case, runner) are the leftovers of an interrupted job, removed
-before the job runs again, so nothing is lost or duplicated.
+Each benchmark job ends with a ``job`` record (its final status, its wall time, and how many records
+the job wrote before it), written by the parent after the worker exits. ``--resume`` uses these: a job
+with a ``job`` record whose records are all there is finished; any other records of the same
+(case, runner) are the leftovers of an interrupted or damaged job, removed before the job runs again,
+so nothing is lost or duplicated.
+
+A resumed run is the run that was started: the manifest holds the suite as it was resolved (cases,
+networks, timing, memory limit), absolute paths, the device ``auto`` resolved to, and each dataset's
+root and fingerprint; a resume runs those, and refuses data whose fingerprint changed. A full disk
+stops the run with one line saying so, leaves no temporary file behind, marks the manifest
+``interrupted`` and the unfinished job without a ``job`` record, so that ``--resume`` finishes it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..data import resolve_source
-from ..errors import SnnbenchError
+from ..data.validate import CLASSES
+from ..errors import DiskFull, SnnbenchError, is_disk_full
 from ..results.store import RunDir, describe_skipped
-from ..spec import Case, Suite, case_to_dict
-from . import allocator, env
+from ..spec import Case, Suite, case_from_dict, case_to_dict, load_suite, select_cases
+from . import allocator, budget, env
 from .executor import Executor, LocalExecutor
 from .job import Progress
 
@@ -41,11 +51,65 @@ def plan(suite: Suite, runners: list[str], device: str | None, seed: int | None,
         if epochs is not None and spec.epochs > 0:  # timing-only cases (epochs 0) stay so
             spec = replace(spec, epochs=epochs)
         cases.append(replace(case, spec=spec))
-    return [(case, runner) for case in cases for runner in runners]
+    # a case that names its runners (``runners:`` in the suite file) runs only those of the run's runners
+    return [(case, runner) for case in cases for runner in runners
+            if not case.spec.runners or runner in case.spec.runners]
+
+
+MANIFEST_VERSION = 2
+#: records appended to a finished run by later commands (snnbench nir-check), not by its jobs
+AFTER_JOB_METRICS = ("job", "nir")
+#: freed on a full disk, so that the manifest can still be written (removed with the scratch folder)
+BALLAST_BYTES = 256 * 1024
+
+
+def job_state(records: list[dict[str, Any]]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """``(finished, damaged)`` jobs: a job is finished when its ``job`` record is there and so are all the
+    records it counted (``records``; older runs did not count, and their job record alone says finished);
+    damaged when its job record is there but some of its records are not (a line lost or cut) or doubled."""
+    counts = Counter((r["case"], r["runner"]) for r in records if r.get("metric") not in AFTER_JOB_METRICS)
+    finished, damaged = set(), set()
+    for r in records:
+        if r.get("metric") == "job":
+            key = (r["case"], r["runner"])
+            expected = r.get("records")
+            if isinstance(expected, int) and not isinstance(expected, bool) and counts[key] != expected:
+                damaged.add(key)
+            else:
+                finished.add(key)
+    return finished - damaged, damaged
 
 
 def finished_jobs(run_dir: RunDir) -> set[tuple[str, str]]:
-    return {(r["case"], r["runner"]) for r in run_dir.records() if r.get("metric") == "job"}
+    return job_state(run_dir.records())[0]
+
+
+def suite_of_manifest(manifest: dict[str, Any], where: str) -> Suite:
+    """The suite a run was started with. A manifest of this version holds it whole; an older one names
+    the suite file, which is read again and must still describe the run's cases."""
+    try:
+        if manifest.get("manifest_version", 1) >= MANIFEST_VERSION:
+            return Suite(name=manifest["suite"], description=str(manifest.get("description") or ""),
+                         runners=tuple(manifest["runners"]),
+                         cases=tuple(case_from_dict(c) for c in manifest["cases"]),
+                         path=str(manifest.get("suite_path") or ""), timing=dict(manifest.get("timing") or {}),
+                         memory_limit_gb=manifest.get("memory_limit_gb"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SnnbenchError(f"{where}: its suite cannot be read back ({type(exc).__name__}: {exc}); cannot resume it")
+    suite = select_cases(load_suite(manifest["suite_path"], quick=bool(manifest.get("quick"))),
+                         manifest.get("case_filter"))
+    recorded = manifest.get("cases")
+    if recorded is not None and _jsonable([case_to_dict(c) for c in suite.cases]) != recorded:
+        raise SnnbenchError(f"{where}: the suite file {manifest['suite_path']} no longer describes this run's cases "
+                            "(it changed, or names another file from here); resuming would mix two suites in one "
+                            "run: start a new run")
+    return suite
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
 
 
 def drop_unfinished(run_dir: RunDir, finished: set[tuple[str, str]]) -> tuple[int, list[tuple[int, str]]]:
@@ -61,8 +125,14 @@ def drop_unfinished(run_dir: RunDir, finished: set[tuple[str, str]]) -> tuple[in
 
 def check_batches(jobs: list[tuple[Case, str]], sources: dict[tuple, Any]) -> None:
     """Every training case has at least one whole batch of training samples and one test sample
-    (checked before the run, not as a division by zero inside a worker)."""
+    (checked before the run, not as a division by zero inside a worker), and a network with an output
+    for each of its dataset's classes (a label past the outputs is a silently wrong loss)."""
     for case, _ in jobs:
+        classes = CLASSES.get(case.spec.dataset)
+        if classes and case.network.outputs < classes:
+            raise SnnbenchError(f"case {case.id}: the network has {case.network.outputs} outputs, but "
+                                f"{case.spec.dataset} has {classes} classes (labels 0-{classes - 1}); give its last "
+                                f"weight layer 'out: {classes}' or more")
         source = sources.get((case.spec.dataset, case.spec.train_samples, case.spec.test_samples))
         if source is None or not case.spec.epochs:
             continue
@@ -74,18 +144,38 @@ def check_batches(jobs: list[tuple[Case, str]], sources: dict[tuple, Any]) -> No
             raise SnnbenchError(f"case {case.id}: {source.root} has no test samples")
 
 
-def resolve_sources(jobs: list[tuple[Case, str]], data_dir: str | None, offline: bool = False) -> dict[tuple, Any]:
+def resolve_sources(jobs: list[tuple[Case, str]], data_dir: str | None, offline: bool = False,
+                    recorded: list[dict[str, Any]] | None = None) -> dict[tuple, Any]:
     """The data source of every file-backed case (SHD, N-MNIST), keyed by (dataset, train_samples,
-    test_samples); the real set is downloaded on first use unless ``offline``."""
+    test_samples); the real set is downloaded on first use unless ``offline``. Each source's contents are
+    validated once (:mod:`snnbench.data.validate`). With ``recorded`` (a resumed run's ``data_sources``),
+    each comes from the root the run started with and must still have its fingerprint."""
     sources: dict[tuple, Any] = {}
+    old = {(r.get("dataset"), r.get("train_samples"), r.get("test_samples")): r for r in recorded or []}
     for case, _ in jobs:
         key = (case.spec.dataset, case.spec.train_samples, case.spec.test_samples)
-        if key not in sources:
-            source = resolve_source(case.spec.dataset, data_dir, case.spec.train_samples, case.spec.test_samples,
-                                    offline=offline)
-            if source is not None:
-                sources[key] = source
+        if key in sources:
+            continue
+        entry = old.get(key) if recorded is not None else None
+        if recorded is not None and entry is None and case.spec.dataset in ("shd", "nmnist"):
+            raise SnnbenchError(f"case {case.id}: the manifest does not say where its {case.spec.dataset} data was; "
+                                "cannot resume it")
+        root = entry["root"] if entry else data_dir
+        source = resolve_source(case.spec.dataset, root, case.spec.train_samples, case.spec.test_samples,
+                                offline=offline)
+        if source is None:
+            continue
+        if entry and entry.get("fingerprint") and source.fingerprint != entry["fingerprint"]:
+            raise SnnbenchError(f"{source.root}: the {case.spec.dataset} data changed since the run started (its "
+                                "fingerprint differs); resuming would mix two datasets in one run: start a new run")
+        sources[key] = source
     return sources
+
+
+def _data_sources(sources: dict[tuple, Any]) -> list[dict[str, Any]]:
+    """What a manifest keeps of each source: where it was (absolute) and its fingerprint."""
+    return [{"dataset": k[0], "train_samples": k[1], "test_samples": k[2], "root": str(Path(s.root).resolve()),
+             "fingerprint": s.fingerprint, "synthetic": s.synthetic} for k, s in sources.items()]
 
 
 def _job(suite: Suite, case: Case, runner: str, sources: dict[tuple, Any], check_parity: bool) -> dict[str, Any]:
@@ -95,7 +185,7 @@ def _job(suite: Suite, case: Case, runner: str, sources: dict[tuple, Any], check
         "suite": suite.name, "case": case_to_dict(case), "runner": runner, "device": case.spec.device,
         # what records say until the runner names the device it resolved ('auto' never stays)
         "device_label": env.device_label(case.spec.device),
-        "data_root": str(source.root) if source else None, "synthetic": source.synthetic if source else None,
+        "data_root": str(Path(source.root).resolve()) if source else None, "synthetic": source.synthetic if source else None,
         "data_note": source.note if source else "random input", "timing": suite.timing,
         "check_parity": check_parity,
     }
@@ -119,6 +209,7 @@ def run_suite(
     epochs: int | None = None,
     executor: Executor | None = None,
     offline: bool = False,
+    versions: str | None = None,
 ) -> RunDir:
     """Run every (case, runner) of ``suite``; returns the run directory.
 
@@ -126,23 +217,32 @@ def run_suite(
     ``executor`` runs the jobs (default: :class:`.executor.LocalExecutor`, one at a time here).
     """
     executor = executor or LocalExecutor()
-    auto_device = env.accelerator()
-    jobs = plan(suite, runners, device, seed, epochs, auto_device)
+    data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None  # a resume works from anywhere
+    recorded: dict[str, Any] = {}
     if resume is not None:
         resume.lock()  # before reading what is finished: a second writer stops here
-        done = finished_jobs(resume)
-        jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
-    # Find the data before writing anything: bad input must not leave a run directory behind.
+        recorded = resume.manifest()
+    # the device 'auto' resolved to when the run started, so that a resumed run stays on it
+    auto_device = recorded.get("auto_device") or env.accelerator()
+    jobs = plan(suite, runners, device, seed, epochs, auto_device)
+    # Find and check the data and sizes before writing anything: bad input must not leave a run directory
+    # behind (nor touch the one being resumed).
     try:
-        sources = resolve_sources(jobs, data_dir, offline)
+        if resume is not None:
+            done = finished_jobs(resume)
+            jobs = [(c, r) for c, r in jobs if (c.id, r) not in done]
+        sources = resolve_sources(jobs, data_dir, offline,
+                                  recorded=recorded.get("data_sources") if "data_sources" in recorded else None)
         check_batches(jobs, sources)
+        budget.check_cases_fit([(c, sources.get((c.spec.dataset, c.spec.train_samples, c.spec.test_samples)))
+                                for c, _ in jobs], suite.memory_limit_gb)
     except BaseException:
         if resume is not None:
             resume.unlock()
         raise
     if resume is not None:
         run_dir = resume
-        manifest = run_dir.manifest()
+        manifest = recorded
         dropped, bad_lines = drop_unfinished(run_dir, done)
         shutil.rmtree(run_dir.scratch_dir, ignore_errors=True)  # left by a killed run
         manifest.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -155,14 +255,17 @@ def run_suite(
             raise SnnbenchError("no output directory")
         run_dir = RunDir.create(out_dir, suite.name)
         manifest = {
-            "suite": suite.name, "suite_path": suite.path, "description": suite.description,
-            "runners": runners, "quick": quick, "device": device, "seed": seed, "data_dir": data_dir,
+            "manifest_version": MANIFEST_VERSION,
+            "suite": suite.name, "suite_path": str(Path(suite.path).resolve()) if suite.path else "",
+            "description": suite.description, "runners": runners, "quick": quick, "device": device, "seed": seed,
+            "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None,
             "check_parity": check_parity, "case_filter": case_filter, "epochs": epochs, "command": command,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "offline": offline,
-            # 'auto' resolved once, here, for every job of the run
-            "device_resolved": sorted({c.spec.device for c, _ in jobs}),
-            "timing": suite.timing, "environment": env.capture(), "allocator": allocator.describe(),
-            "cases": [case_to_dict(c) for c in suite.cases],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "offline": offline, "versions": versions,
+            # 'auto' resolved once, here, for every job of the run (and of its resumes)
+            "auto_device": auto_device, "device_resolved": sorted({c.spec.device for c, _ in jobs}),
+            "timing": suite.timing, "memory_limit_gb": suite.memory_limit_gb, "environment": env.capture(),
+            "allocator": allocator.describe(), "cases": [case_to_dict(c) for c in suite.cases],
+            "data_sources": _data_sources(sources),
         }
     manifest["status"] = "running"
     manifest["executor"] = executor.describe()
@@ -175,12 +278,22 @@ def run_suite(
         manifest["data"] = notes
         manifest["synthetic_data"] = any(s.synthetic for s in sources.values())
     limit = int(suite.memory_limit_gb * 2**30) if suite.memory_limit_gb else None
+    disk_full: DiskFull | None = None
     try:
-        run_dir.write_manifest(manifest)
-        on_start(run_dir, jobs, "; ".join(notes))
-        executor.run([_job(suite, case, runner, sources, check_parity) for case, runner in jobs],
-                     run_dir, on_event, limit)
-        manifest["status"] = "complete"
+        try:
+            run_dir.write_manifest(manifest)
+            _ballast(run_dir)
+            on_start(run_dir, jobs, "; ".join(notes))
+            executor.run([_job(suite, case, runner, sources, check_parity) for case, runner in jobs],
+                         run_dir, on_event, limit)
+            manifest["status"] = "complete"
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            disk_full = DiskFull(f"no space left on device ({_what_was_full(exc)}); the run in {run_dir.path} is kept "
+                                 f"and can be finished: free space, then snnbench run --resume {run_dir.path}")
+            manifest["status"] = "interrupted"
+            manifest["error"] = f"disk full: {_what_was_full(exc)}"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
         raise
@@ -189,9 +302,41 @@ def run_suite(
         manifest["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        # scratch first: it holds the ballast and the compile caches, the space the manifest may need
+        shutil.rmtree(run_dir.scratch_dir, ignore_errors=True)
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         manifest["executor"] = executor.describe()  # now with what it learned (the nodes it used)
-        run_dir.write_manifest(manifest)
-        shutil.rmtree(run_dir.scratch_dir, ignore_errors=True)
-        run_dir.unlock()
+        try:
+            run_dir.write_manifest(manifest)
+        except DiskFull:
+            if disk_full is None and manifest.get("status") != "crashed":
+                raise
+        finally:
+            run_dir.unlock()
+    if disk_full is not None:
+        raise disk_full
     return run_dir
+
+
+def _ballast(run_dir: RunDir) -> None:
+    """A little space set aside in the scratch folder: on a full disk it is freed first, so that the
+    manifest can still say what happened."""
+    scratch = run_dir.scratch_dir
+    scratch.mkdir(exist_ok=True)
+    fd = os.open(scratch / "ballast", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        os.write(fd, bytes(BALLAST_BYTES))
+        os.fsync(fd)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(f"no space left on device in {run_dir.path}") from None
+        raise
+    finally:
+        os.close(fd)
+
+
+def _what_was_full(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, OSError) and getattr(exc, "filename", None):
+        return f"writing {exc.filename}"
+    return text.removeprefix("no space left on device").strip(" ;()") or "a write failed"

@@ -11,6 +11,7 @@ direction), so the report renders the matrix.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..data import load_dataset, resolve_source
 from ..errors import SnnbenchError
+from ..naming import file_part, job_file
 from ..runners import get_runner_class
 from ..spec import Case, NetworkSpec
 from . import frameworks as fw_mod
@@ -250,10 +252,20 @@ def nir_check(run_dir: str | Path, case_id: str | None = None, runner: str = "re
     source = resolve_source(case.spec.dataset, data_dir or manifest.get("data_dir"), case.spec.train_samples,
                             case.spec.test_samples)
     _, test = load_dataset(case.spec, source)
-    out_dir = run.path / "nir"
+    out_dir = run.special("nir")
     out_dir.mkdir(exist_ok=True)
     dt = case.spec.dt_s
-    path = out_dir / f"{case.id}--{runner}.nir"
+    path = out_dir / job_file(case.id, runner, ".nir")
+    log_path = run.log_dir / "nir-check.log"  # the frameworks' tracebacks: one line each on the console
+
+    def log_failure(what: str) -> None:
+        try:
+            run.log_dir.mkdir(exist_ok=True)
+            fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            with os.fdopen(fd, "a") as log:
+                log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} {what}\n{traceback.format_exc()}\n")
+        except OSError:
+            pass
     nir_graph.write(path, nir_graph.to_nir(case.network, weights, dt, {"case": case.id, "runner": runner}))
     base = {"suite": manifest.get("suite", ""), "case": case.id, "runner": runner, "metric": "nir", "unit": "fraction",
             "dtype": case.spec.dtype, "time": time.time()}
@@ -281,10 +293,11 @@ def nir_check(run_dir: str | Path, case_id: str | None = None, runner: str = "re
                 if direction == "import":
                     row = _check_read(fw, path, dt, case, weights, test, ref_acc)
                 else:
-                    row = _check_write(fw, out_dir / f"{case.id}--{fw.name}-export.nir", case, weights, test)
+                    row = _check_write(fw, out_dir / f"{file_part(case.id)}--{file_part(fw.name)}-export.nir", case,
+                                       weights, test)
             except Exception as exc:  # a framework's failure is a finding, not a crash of the check
-                traceback.print_exc()
-                reason, extra = _failure(exc), {}
+                log_failure(f"{fw.name} {direction}")
+                reason, extra = _failure(exc), {"log": str(log_path)}
                 if direction == "import":
                     try:
                         extra["probe"] = probe = _probe_first_layer(fw, path, dt, case, weights, test)
@@ -293,6 +306,7 @@ def nir_check(run_dir: str | Path, case_id: str | None = None, runner: str = "re
                         reason += (f"; the first spiking layer alone: {read}"
                                    f", spikes agree with the reference's on {100 * probe['spike_agreement']:.1f}%")
                     except Exception as probe_exc:
+                        log_failure(f"{fw.name} import, first spiking layer alone")
                         reason += f"; the first spiking layer alone fails too ({_failure(probe_exc)})"
                 emit({**entry, "status": "failed", "reason": reason, "extra": extra})
                 continue

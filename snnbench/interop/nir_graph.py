@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +118,39 @@ def _layer_to_node(nir, i: int, layer: LayerSpec, shape_in, shape_out, weights, 
 # ------------------------------------------------------------------------------------------------ reading
 
 
+def declared_bytes(path: Path) -> int | None:
+    """The bytes a NIR file's tensors take once read (what its HDF5 datasets declare, however small the file
+    is: a compressed dataset of fill values is a few bytes on disk); None if it is not HDF5."""
+    import h5py
+
+    total = 0
+
+    def visit(_name, obj) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            total += int(obj.size or 0) * max(int(obj.dtype.itemsize), 1)
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except Exception:  # not HDF5, or unreadable: nir.read says so below
+        return None
+    return total
+
+
 def read(path: str | Path):
-    """A NIR file as a ``nir.NIRGraph``; anything that is not one is one clear error."""
+    """A NIR file as a ``nir.NIRGraph``; anything that is not one is one clear error, and so is one that
+    declares more tensor data than this machine has memory for (checked before anything is read)."""
+    from ..limits import available_memory_bytes, fmt_bytes
+
     nir = _import_nir()
     path = Path(path)
     if not path.is_file():
         raise SnnbenchError(f"{path}: no such file")
+    need, available = declared_bytes(path), available_memory_bytes()
+    if need is not None and available is not None and need > available:
+        raise SnnbenchError(f"{path} declares {fmt_bytes(need)} of tensors ({fmt_bytes(path.stat().st_size)} on disk), "
+                            f"more than the {fmt_bytes(available)} this machine has available; it is not read")
     try:
         return nir.read(str(path), type_check=False)
     except Exception as exc:  # h5py's OSError for a non-HDF5 file, KeyError for a foreign HDF5 file, ...
@@ -136,6 +164,10 @@ def write(path: str | Path, graph) -> None:
 def chain(graph) -> list[str]:
     """The graph's nodes in order from its Input to its Output; a graph that is not one chain is refused."""
     nodes, edges = graph.nodes, list(graph.edges)
+    for a, b in edges:
+        for end in (a, b):
+            if end not in nodes:
+                raise SnnbenchError(f"NIR edge {a!r} -> {b!r}: {end!r} is not a node of the graph")
     for name, node in nodes.items():
         kind = type(node).__name__
         if kind not in READABLE:
@@ -183,6 +215,10 @@ def from_nir(graph, dt: float | None = None, fold_input_scale: bool = False
     dt = dt if dt is not None else meta.get("dt")
     if dt is None:
         raise SnnbenchError("the NIR graph does not say its time step: pass --dt SECONDS")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or not dt > 0:
+        raise SnnbenchError(f"the NIR graph's time step {dt!r} is not a finite number of seconds > 0: pass --dt SECONDS")
+    for name in order:
+        check_finite(name, graph.nodes[name])
     shape = tuple(int(v) for v in np.reshape(list(graph.nodes[order[0]].input_type.values())[0], -1))
     layers: list[dict[str, Any]] = []
     weights: dict[str, np.ndarray] = {}
@@ -206,6 +242,19 @@ def from_nir(graph, dt: float | None = None, fold_input_scale: bool = False
     except ValueError as exc:
         raise SnnbenchError(f"the NIR graph's parameters do not make a snnbench network: {exc}") from None
     return network, weights, float(dt)
+
+
+def check_finite(name: str, node) -> None:
+    """Every number a node holds (weights, time constants, thresholds) is finite: a NaN or an infinity would
+    run, and train, to NaN."""
+    for field, value in vars(node).items():
+        if isinstance(value, (list, tuple, np.ndarray, float, int)) and not isinstance(value, bool):
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            if not np.all(np.isfinite(array)):
+                raise SnnbenchError(f"NIR node {name!r}: {field} holds values that are not finite (NaN or inf)")
 
 
 def _network(layers: list[dict[str, Any]], shape: tuple[int, ...], meta: dict[str, Any],

@@ -4,6 +4,8 @@ at least :data:`MIN_SAMPLES` samples (a single compile time has no spread to jud
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +37,37 @@ class Change:
         return "no significant change"
 
 
+def _finite(stats: dict[str, Any]) -> bool:
+    return all(isinstance(stats.get(k), (int, float)) and math.isfinite(stats[k]) for k in ("median", "ci_low", "ci_high"))
+
+
 def _index(run: Run) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """(suite, case, runner, metric) -> stats of each ok time record with finite figures (the first of
+    duplicates); :func:`index_problems` says what was left out."""
     out = {}
     for r in run.records:
         if r.get("status") == "ok" and r.get("metric") in TIME_METRICS and r.get("stats"):
-            out[(r.get("suite", ""), r["case"], r["runner"], r["metric"])] = r["stats"]
+            key = (r.get("suite", ""), r["case"], r["runner"], r["metric"])
+            if key not in out and _finite(r["stats"]):
+                out[key] = r["stats"]
     return out
+
+
+def index_problems(run: Run) -> list[str]:
+    """Time records ``compare`` cannot use: figures that are not finite (NaN, inf), and a (suite,
+    case, runner, metric) recorded twice (the first is compared)."""
+    seen, problems = set(), []
+    for r in run.records:
+        if r.get("status") != "ok" or r.get("metric") not in TIME_METRICS or not r.get("stats"):
+            continue
+        key = (r.get("suite", ""), r["case"], r["runner"], r["metric"])
+        name = " / ".join(map(str, key))
+        if key in seen:
+            problems.append(f"duplicate: {name} recorded more than once in {run.name}; the first is compared")
+        elif not _finite(r["stats"]):
+            problems.append(f"not finite: {name} in {run.name} (median {r['stats'].get('median')}); left out")
+        seen.add(key)
+    return problems
 
 
 def change(key: tuple, sa: dict[str, Any], sb: dict[str, Any], threshold: float) -> Change | None:

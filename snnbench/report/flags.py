@@ -84,11 +84,16 @@ def _device(rows: list[dict[str, Any]]) -> list[Flag]:
             for r in rows if r.get("device") and r["device"] != usual]
 
 
+def _interference(rows: list[dict[str, Any]]) -> list[Flag]:
+    return [Flag(r["runner"], "interference", f"{r['runner']}: {r['interference']}; its times may be inflated")
+            for r in rows if r.get("interference")]
+
+
 def case_flags(rows: list[dict[str, Any]], target: float) -> list[Flag]:
     """Every flag of one case's rows, in the order a reader should see them."""
     metric = case_metric(rows)
     return (_compiled_slower(rows, metric) + _compile_dominated(rows, target) + _accuracy(rows)
-            + _fairness(rows) + _device(rows))
+            + _fairness(rows) + _device(rows) + _interference(rows))
 
 
 def by_runner(flags: list[Flag]) -> dict[str, list[Flag]]:

@@ -45,8 +45,19 @@ def _efficiency_columns(r: dict[str, Any]) -> dict[str, Any]:
             "synops_effective_acs": ops.get("effective_acs"), "synops_effective_macs": ops.get("effective_macs")}
 
 
+#: what a spreadsheet reads as the start of a formula in a cell
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+1+2``), quoted with a
+    leading apostrophe; numbers and other text unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def flat_records(runs: list[Run]) -> list[dict[str, Any]]:
-    """Every record with its run name and JSON-ish columns flattened, for CSV export."""
+    """Every record with its run name and JSON-ish columns flattened, for CSV export; text cells that a
+    spreadsheet would read as formulas are neutralised (:func:`neutral`)."""
     flat = []
     for run in runs:
         for r in run.records:
@@ -66,4 +77,4 @@ def flat_records(runs: list[Run]) -> list[dict[str, Any]]:
                 "parity": (r.get("parity") or {}).get("status") if isinstance(r.get("parity"), dict) else None,
                 **_efficiency_columns(r), "direction": r.get("direction"),
             })
-    return flat
+    return [{k: neutral(v) for k, v in row.items()} for row in flat]

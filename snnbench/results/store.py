@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import SnnbenchError
+from ..errors import DiskFull, SnnbenchError, is_disk_full
 
 STATUSES = ("ok", "skipped", "failed", "timeout", "oom", "crashed")
 MANIFEST = "manifest.json"
@@ -27,6 +27,29 @@ RECORD_KEYS = ("case", "runner", "metric", "status")
 #: manifest fields a run needs to be reported or resumed
 MANIFEST_KEYS = {"suite": str, "status": str}
 LOCK = ".lock"
+#: the names inside a run directory snnbench reads or writes; none may be a symbolic link
+SPECIAL = (MANIFEST, RECORDS, LOCK, "logs", "weights", "scratch", "nir")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _disk_full(exc: OSError, path: Path) -> DiskFull:
+    return DiskFull(f"no space left on device writing {path}")
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file at ``path`` (a leftover there is replaced, never followed)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class RunDir:
@@ -63,9 +86,25 @@ class RunDir:
     @classmethod
     def open(cls, path: Path) -> "RunDir":
         path = Path(path)
-        if not (path / MANIFEST).is_file():
+        run = cls(path)
+        if not run.special(MANIFEST).is_file():
             raise SnnbenchError(f"{path} is not a snnbench run directory (no {MANIFEST})")
-        return cls(path)
+        return run
+
+    def special(self, name: str) -> Path:
+        """The path of one of the run's own files or folders, refused if it is a symbolic link: what
+        snnbench reads or writes inside a run directory is never somewhere else."""
+        path = self.path / name
+        if path.is_symlink():
+            kind = "folder" if name in ("logs", "weights", "scratch", "nir") else "file"
+            raise SnnbenchError(f"{path} is a symbolic link; snnbench never follows a link inside a run directory "
+                                f"(replace it with the real {kind})")
+        return path
+
+    def check_links(self) -> None:
+        """Refuse the run directory if any of its own files or folders is a symbolic link."""
+        for name in SPECIAL:
+            self.special(name)
 
     def lock(self) -> None:
         """Take the run's writer lock, or fail with one line naming the process that holds it.
@@ -75,7 +114,13 @@ class RunDir:
 
         if self._lock_fd is not None:
             return
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        self.check_links()  # the writer's entry: nothing it writes may lead elsewhere
+        try:
+            fd = os.open(self.special(LOCK), os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise _disk_full(exc, self.path / LOCK) from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -84,7 +129,10 @@ class RunDir:
             raise SnnbenchError(f"{self.path} is being written by another snnbench process (pid {holder}); "
                                 "wait for it to finish, or stop it, then --resume") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:  # the pid is only for the message of a second writer; a full disk must not stop here
+            pass
         self._lock_fd = fd
 
     def unlock(self) -> None:
@@ -93,12 +141,20 @@ class RunDir:
             self._lock_fd = None
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Replace the manifest atomically; on a full disk nothing is left behind and :class:`DiskFull` says so."""
+        target = self.special(MANIFEST)
         tmp = self.path / f"{MANIFEST}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        tmp.replace(self.path / MANIFEST)
+        try:
+            _write_new(tmp, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise _disk_full(exc, target) from None
+            raise
 
     def manifest(self) -> dict[str, Any]:
-        where = self.path / MANIFEST
+        where = self.special(MANIFEST)
         try:
             data = json.loads(where.read_text())
         except json.JSONDecodeError as exc:
@@ -116,42 +172,78 @@ class RunDir:
         """Append one record and push it to disk before returning.
 
         If the file's last line was cut short (a writer killed mid-line), the record starts on a new
-        line, so it is not glued to the fragment and lost with it."""
+        line, so it is not glued to the fragment and lost with it. A write that fails (a full disk) is
+        undone: no partial line stays behind, and :class:`DiskFull` says what happened."""
         line = (json.dumps(record, sort_keys=True, default=_jsonable) + "\n").encode()
-        with open(self.path / RECORDS, "a+b") as f:
-            if f.seek(0, os.SEEK_END):
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    line = b"\n" + line
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        path = self.special(RECORDS)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise _disk_full(exc, path) from None
+            raise
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError as exc:
+                os.ftruncate(fd, size)  # shrinking needs no space: the file is as it was
+                if is_disk_full(exc):
+                    raise _disk_full(exc, path) from None
+                raise
+        finally:
+            os.close(fd)
 
     def records(self) -> list[dict[str, Any]]:
         """The valid records; what was skipped, and why, is left in :attr:`skipped_lines`."""
-        records, self.skipped_lines = read_records(self.path / RECORDS)
+        records, self.skipped_lines = read_records(self.special(RECORDS))
         return records
 
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the records file atomically (resume drops unfinished jobs and cut lines)."""
-        path = self.path / RECORDS
+        path = self.special(RECORDS)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records))
-        tmp.replace(path)
+        try:
+            _write_new(tmp, "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records).encode())
+            tmp.replace(path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if is_disk_full(exc):
+                raise _disk_full(exc, path) from None
+            raise
+
+    def write_file(self, folder: str, name: str, data: bytes) -> Path:
+        """Write one file of a run folder (``logs``, ``weights``) from a name that came from elsewhere: its
+        base name only, never through a link."""
+        where = self.special(folder)
+        where.mkdir(exist_ok=True)
+        path = where / os.path.basename(name)
+        try:
+            _write_new(path, data)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise _disk_full(exc, path) from None
+            raise
+        return path
 
     @property
     def log_dir(self) -> Path:
-        return self.path / "logs"
+        return self.special("logs")
 
     @property
     def weights_dir(self) -> Path:
         """Trained canonical weights (``<case>--<runner>.npz``), named by the records' ``weights``."""
-        return self.path / "weights"
+        return self.special("weights")
 
     @property
     def scratch_dir(self) -> Path:
         """Job files and compile caches of running workers; removed when the run ends or resumes."""
-        return self.path / "scratch"
+        return self.special("scratch")
 
 
 def read_records(path: Path) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:

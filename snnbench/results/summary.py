@@ -3,6 +3,8 @@ the rows reports are built from."""
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 
@@ -35,6 +37,25 @@ def _memory(row: dict[str, Any], r: dict[str, Any]) -> None:
         phases.setdefault(r["extra"]["phase"], {})["device_peak_bytes"] = r.get("value")
 
 
+def finite_only(r: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``r`` with every non-finite number (NaN, inf) at its top level and in its ``stats`` replaced by
+    None, and the names of those fields: a diverged run's NaN is not a figure to print or rank."""
+    bad: list[str] = []
+
+    def clean(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out = dict(d)
+        for k, v in d.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k] = None
+                bad.append(prefix + k)
+        return out
+
+    out = clean(r)
+    if isinstance(r.get("stats"), dict):
+        out["stats"] = clean(r["stats"], "stats.")
+    return out, bad
+
+
 def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: str = "") -> list[dict[str, Any]]:
     """One row per (suite, case, runner), in first-seen order, with the figures a table shows:
     each time metric's median (and CI, CV, time/floor; per call next to per step for fwd and
@@ -45,6 +66,7 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
     for r in records:
         if r.get("metric") == "nir":  # the NIR check's entries are about other frameworks, not this row
             continue
+        r, bad = finite_only(r)
         key = (r.get("suite", ""), r["case"], r["runner"])
         row = rows.setdefault(key, {"run": run, "suite": key[0], "case": key[1], "runner": key[2],
                                     "status": "ok", "reason": "", "framework": r.get("framework"),
@@ -52,9 +74,14 @@ def summary_rows(records: list[dict[str, Any]], target_acc: float = 0.8, run: st
                                     "dtype": r.get("dtype", "float32"), "shape": r.get("shape") or {}})
         if r.get("precision"):
             row["precision"] = r["precision"]
+        load = r.get("load") if isinstance(r.get("load"), dict) else {}
+        if load.get("interference") and r.get("metric") != "job":  # a measurement taken beside other load
+            row["interference"] = load.get("summary") or "measured under interference"
         for k in ("framework", "version", "mode", "device", "fairness"):
             row[k] = row.get(k) or r.get(k)
         metric = r.get("metric")
+        if bad:
+            row.setdefault("non_finite", []).extend(f"{metric}.{name}" for name in bad)
         _memory(row, r)
         if metric == "parity":
             row["parity"] = r.get("value") if r["status"] == "ok" else r["status"]
@@ -215,7 +242,9 @@ def results_table(records: list[dict[str, Any]]):
     fwd+bwd per step, fwd+bwd over the GEMM floor, the epoch's time per batch over the fwd+bwd time
     per step ("batch/step", ``!`` where they disagree), accuracy (``!`` more than 2 points below the
     reference's; the reason column then says why), the job's peak RSS, activation sparsity and effective
-    synaptic operations per sample (of the trained network where it was trained), parity."""
+    synaptic operations per sample (of the trained network where it was trained), parity; the status
+    reads ``ok ~`` where a figure was measured while other processes used the CPU (the reason says how
+    much), as pyperf warns of an unstable system."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -227,7 +256,8 @@ def results_table(records: list[dict[str, Any]]):
         consistency = r.get("step_consistency") or {}
         agree = "-" if not consistency else f"{consistency['ratio']:.2f}" + ("" if consistency["agree"] else " !")
         table.add_row(
-            escape(r["case"]), escape(r["runner"]), r["status"], _num(r.get("compile_s"), 2),
+            escape(r["case"]), escape(r["runner"]), r["status"] + (" ~" if r.get("interference") else ""),
+            _num(r.get("compile_s"), 2),
             _num(r.get("epoch_s"), 3), ratio,
             _num(r.get("fwd_ms"), 2), _num(r.get("fwdbwd_ms"), 2), _num(r.get("fwdbwd_ms_floor"), 2), agree,
             (f"{100 * r['accuracy']:.1f}%" + (" !" if r.get("accuracy_flag") else "")) if r.get("accuracy") is not None
@@ -235,7 +265,7 @@ def results_table(records: list[dict[str, Any]]):
             f"{r['peak_rss_bytes'] / 2**30:.2f} GiB" if r.get("peak_rss_bytes") else "-",
             _num(r.get("sparsity"), 3), engineering(r.get("synops_effective")),
             r.get("parity") or "-",
-            escape((r.get("reason") or r.get("accuracy_flag") or "")[:80]),
+            escape((r.get("reason") or r.get("accuracy_flag") or r.get("interference") or "")[:80]),
         )
     return table
 

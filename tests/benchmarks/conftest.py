@@ -1,14 +1,16 @@
 """Shared set-up for the speed benchmarks: small CPU-sized shapes, built and compiled outside the
 timed functions. Under the default ``--benchmark-disable`` each benchmark body runs once (a smoke
-test that keeps them from rotting); ``make bench`` times them."""
+test that keeps them from rotting); ``make bench`` times them.
+
+The ratio checks (marked ``bench_check``: the ratio guard, the idiomatic comparisons, compiled against
+eager, step consistency) are not part of the test run: ``make bench-check`` runs them, and each measures
+once more before it fails (:func:`remeasured`), so that a busy moment on a shared machine is not a failure."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shutil
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import pytest
@@ -17,14 +19,16 @@ from snnbench.spec import parse_suite
 
 from ..conftest import built  # noqa: F401  (the benchmarks import it from here)
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 BASELINES = ROOT / "results" / "baselines"
 
 
 def machine_class() -> str:
-    """Baselines are kept per machine class: architecture, core count, GPU or not."""
-    gpu = "-gpu" if shutil.which("nvidia-smi") else ""
-    return f"{platform.machine()}-{os.cpu_count()}cpu{gpu}"
+    """Baselines are kept per machine class, the one ``snnbench publish`` and the Makefile use."""
+    from snnbench.publish import machine_class as computed
+
+    return computed()
 
 
 def shd_case(T: int = 64, B: int = 32, hidden: int = 128, channels: int = 128, epochs: int = 1):
@@ -70,3 +74,14 @@ def spike_batches(case, k: int, seed: int = 0):
 def ratio_bounds() -> dict:
     path = BASELINES / machine_class() / "ratio_guard.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def remeasured(measure: Callable[[], T], within: Callable[[T], bool], describe: Callable[[T], str] = repr) -> T:
+    """``measure()``, and if its result is outside the bound (``within`` says no), once more: the second
+    measurement decides. A ratio checked on a machine that something else is using can be off once; a
+    real regression is off twice."""
+    result = measure()
+    if within(result):
+        return result
+    print(f"\noutside the bound ({describe(result)}); measuring once more before failing")
+    return measure()

@@ -14,13 +14,15 @@ import pytest
 from snnbench.data.staging import SpikeDataset, pack
 from snnbench.harness.measure import STEP_CONSISTENCY, steps_per_sample
 from snnbench.harness.timing import RepeatPolicy, time_calls
+from snnbench.runners import registry
 
-from .conftest import built, conv_case, shd_case
+from .conftest import built, conv_case, remeasured, shd_case
+
+pytestmark = pytest.mark.bench_check  # a timing ratio: `make bench-check`, not the test run
 
 # The compiled twins of snnTorch and Norse are held by their full-size run records and by
 # test_idiomatic / test_compiled_vs_eager (each of their cold compiles costs a minute here).
-RUNNERS = ["reference", "spyx", "torch", "torch-compile", "snntorch", "norse", "spikingjelly", "sinabs", "rockpool",
-           "rockpool-jax", "brainpy"]
+RUNNERS = [name for name, cls in registry().items() if "@" not in name and (not cls.eager_twin or name == "torch-compile")]
 
 
 def _dataset(case, n: int, seed: int) -> SpikeDataset:
@@ -44,6 +46,8 @@ def test_conv_fwdbwd_per_step_agrees_with_the_epoch_per_batch_on_the_cpu():
 
 
 def _check_step_consistency(name, case):
+    if not (expressed := registry()[name]().supports(case)).ok:  # a runner of other networks
+        pytest.skip(f"{name} does not express the SHD network: {expressed.reason}")
     runner = built(name, case)
     train = _dataset(case, 8 * case.spec.batch, 0)
     runner.stage(train, _dataset(case, case.spec.batch, 1))
@@ -54,15 +58,23 @@ def _check_step_consistency(name, case):
     batches = runner.prepare_batches(xs, ys)
     policy = RepeatPolicy(warmup=1, min_repeats=3, min_time_s=0.0)
     runner.train_epoch(0)
-    epoch_ms, step_ms = [], []
-    for epoch in range(1, 6):  # alternated rounds
-        epoch_ms += [1e3 * s / len(train.labels) * case.spec.batch
-                     for s in time_calls(lambda: runner.train_epoch(epoch), runner.barrier,
-                                         RepeatPolicy(warmup=0, min_repeats=1, min_time_s=0.0)).seconds]
-        step_ms += [1e3 * s for s in time_calls(lambda: runner.fwdbwd_steps(batches), runner.barrier,
-                                                policy).per(k).seconds]
-    ratio = float(np.median(epoch_ms) / np.median(step_ms))
-    print(f"\n{name}: epoch {np.median(epoch_ms):.2f} ms per batch, fwd+bwd {np.median(step_ms):.2f} ms per step "
-          f"-> {ratio:.2f}x (bound {STEP_CONSISTENCY})")
+    epochs = iter(range(1, 10**6))
+
+    def measure() -> tuple[float, list[float], list[float]]:
+        epoch_ms, step_ms = [], []
+        for _ in range(5):  # alternated rounds
+            epoch = next(epochs)
+            epoch_ms += [1e3 * s / len(train.labels) * case.spec.batch
+                         for s in time_calls(lambda: runner.train_epoch(epoch), runner.barrier,
+                                             RepeatPolicy(warmup=0, min_repeats=1, min_time_s=0.0)).seconds]
+            step_ms += [1e3 * s for s in time_calls(lambda: runner.fwdbwd_steps(batches), runner.barrier,
+                                                    policy).per(k).seconds]
+        ratio = float(np.median(epoch_ms) / np.median(step_ms))
+        print(f"\n{name}: epoch {np.median(epoch_ms):.2f} ms per batch, fwd+bwd {np.median(step_ms):.2f} ms per step "
+              f"-> {ratio:.2f}x (bound {STEP_CONSISTENCY})")
+        return ratio, epoch_ms, step_ms
+
+    ratio, epoch_ms, step_ms = remeasured(measure, lambda r: 1 / STEP_CONSISTENCY <= r[0] <= STEP_CONSISTENCY,
+                                          lambda r: f"{r[0]:.2f}x")
     assert 1 / STEP_CONSISTENCY <= ratio <= STEP_CONSISTENCY, (name, epoch_ms, step_ms)
     return runner

@@ -68,6 +68,8 @@ class ParallelNeuron(nn.Module):
         if layer.type == "lif_noreset":
             method = "scan" if serial else layer.method
             fn = {"scan": P.lif_noreset_loop, "assoc": P.lif_noreset_chunked, "fft": P.lif_noreset_fft}[method]
+            if layer.relu:  # the membrane clipped at zero: step by step whatever the method
+                fn = P.lif_noreset_relu_loop
             return spike(fn(h, layer.beta) - layer.threshold, name, slope)
         if layer.type == "psn":
             return P.psn(h, self.psn_weight, self.psn_bias, name, slope)[0]

@@ -48,6 +48,8 @@ class Neuron(hk.Module):
         if layer.type == "lif_noreset":
             fn = {"scan": parallel.lif_noreset_scan, "assoc": parallel.lif_noreset_assoc,
                   "fft": parallel.lif_noreset_fft}["scan" if self.serial else layer.method]
+            if layer.relu:  # the membrane clipped at zero (snnTorch's LeakyParallel): step by step, any method
+                fn = parallel.lif_noreset_relu
             v = fn(current, layer.beta)
             return neurons.LIFOutput(neurons.spike(v - layer.threshold, name, slope), v)
         if layer.type in ("psn", "masked_psn"):
@@ -78,11 +80,13 @@ class Neuron(hk.Module):
             slope=slope,
             unroll=self.unroll,
         )
+        # method fixed_point: the same spikes, chunks of the sequence in parallel (serial: step by step)
+        lif = parallel.lif_fixed_point if layer.method == "fixed_point" and not self.serial else neurons.lif
         if layer.type == "cuba_lif":
-            return neurons.cuba_lif(current, layer.alpha, beta, **kw)
+            return lif(neurons.synaptic_current(current, layer.alpha, self.unroll), beta, **kw)
         if layer.type == "if":
-            return neurons.integrate_and_fire(current, **kw)
-        return neurons.lif(current, beta, **kw)
+            return lif(current, 1.0, **kw)
+        return lif(current, beta, **kw)
 
 
 class Conv2D(hk.Module):

@@ -99,13 +99,10 @@ def lif(
     return LIFOutput(spikes, membrane)
 
 
-def _lif_scan(current, beta, threshold, reset, unroll):
-    """Forward recurrence only (no gradient bookkeeping): spikes and membranes ``[T, B, N]``.
-
-    The loop carries and emits the membrane alone; the previous spike is recomputed from it
-    (``s_{t-1} = v_{t-1} > threshold``) and the spike train is one element-wise pass afterwards.
-    Fewer values per iteration make the sequential loop cheaper.
-    """
+def lif_step(beta, threshold, reset):
+    """One step of the forward recurrence, ``v_{t-1}, I_t -> v_t`` (the previous spike recomputed from
+    ``v_{t-1}``). :func:`_lif_scan` and :func:`.parallel.lif_fixed_point` both use it, so both do the
+    same floating-point operations in the same order."""
 
     def step(v, i_t):
         s = (v > threshold).astype(v.dtype)
@@ -119,8 +116,18 @@ def _lif_scan(current, beta, threshold, reset, unroll):
             v = beta * v + i_t
         return v, v
 
-    _, membrane = jax.lax.scan(step, jnp.zeros(current.shape[1:], current.dtype), current,
-                               unroll=unroll)
+    return step
+
+
+def _lif_scan(current, beta, threshold, reset, unroll):
+    """Forward recurrence only (no gradient bookkeeping): spikes and membranes ``[T, B, N]``.
+
+    The loop carries and emits the membrane alone; the previous spike is recomputed from it
+    (``s_{t-1} = v_{t-1} > threshold``) and the spike train is one element-wise pass afterwards.
+    Fewer values per iteration make the sequential loop cheaper.
+    """
+    _, membrane = jax.lax.scan(lif_step(beta, threshold, reset), jnp.zeros(current.shape[1:], current.dtype),
+                               current, unroll=unroll)
     return (membrane > threshold).astype(current.dtype), membrane
 
 
@@ -136,7 +143,23 @@ def _lif_core_fwd(current, beta, threshold, reset, detach, surrogate, slope, unr
 
 def _lif_core_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals, cotangents):
     spikes, v, beta = residuals
-    g_s, g_v = cotangents
+    return lif_backward(threshold, reset, detach, surrogate, slope, spikes, v, beta, *cotangents,
+                        solve=functools.partial(_reverse_scan, unroll=unroll))
+
+
+def _reverse_scan(a, c, unroll=1):
+    """``G_t = a_t + c_t G_{t+1}``, ``G_T = 0``, by a sequential reverse ``lax.scan``."""
+    def step(g_next, ac):
+        g = ac[0] + ac[1] * g_next
+        return g, g
+
+    return jax.lax.scan(step, jnp.zeros_like(a[0]), (a, c), reverse=True, unroll=unroll)[1]
+
+
+def lif_backward(threshold, reset, detach, surrogate, slope, spikes, v, beta, g_s, g_v, solve=_reverse_scan):
+    """The LIF's hand-written backward pass (see :func:`lif`): ``(dL/dcurrent, dL/dbeta)`` from the
+    forward's spikes and membranes and the cotangents of both. ``solve(a, c)`` runs the linear reverse
+    recurrence ``G_t = a_t + c_t G_{t+1}`` (sequentially here; :mod:`.parallel` passes an associative scan)."""
     dsdv = surrogate_grad(surrogate, v - threshold, slope)
     a = g_v + g_s * dsdv
     zeros_t = jnp.zeros_like(v[:1])
@@ -151,11 +174,7 @@ def _lif_core_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals,
         elif reset == "zero":
             c = c - beta * v * dsdv
     # G_t = a_t + c_t G_{t+1}, G_T = 0, run from the end.
-    def step(g_next, ac):
-        g = ac[0] + ac[1] * g_next
-        return g, g
-
-    _, G = jax.lax.scan(step, jnp.zeros_like(v[0]), (a, c), reverse=True, unroll=unroll)
+    G = solve(a, c)
     # dL/dbeta = sum_t G_t * m_t * v_{t-1} (minus threshold * s_{t-1} where the reset decays too),
     # reduced to beta's shape.
     v_prev = jnp.concatenate([zeros_t, v[:-1]], axis=0)

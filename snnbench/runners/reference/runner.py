@@ -77,7 +77,8 @@ class ReferenceRunner(JaxRunnerBase):
 
         from .model import make_network
 
-        if not any(layer.type in ("lif_noreset", "dsn") for layer in self.case.network.layers):
+        if not any(layer.type in ("lif_noreset", "dsn") or layer.method == "fixed_point"
+                   for layer in self.case.network.layers if layer.is_neuron):
             return None
         serial = make_network(self.case.network, unroll=self.unroll, serial=True)
         xt, _ = self._dense(x, np.zeros(len(x)))

@@ -26,6 +26,16 @@ def lif_noreset_loop(x: torch.Tensor, beta: float) -> torch.Tensor:
     return torch.stack(out)
 
 
+def lif_noreset_relu_loop(x: torch.Tensor, beta: float) -> torch.Tensor:
+    """``v_t = relu(beta v_{t-1} + x_t)`` (``relu: true``; snnTorch's ``LeakyParallel``)."""
+    v = torch.zeros_like(x[0])
+    out = []
+    for x_t in x:
+        v = torch.relu(beta * v + x_t)
+        out.append(v)
+    return torch.stack(out)
+
+
 def lif_noreset_fft(x: torch.Tensor, beta: float) -> torch.Tensor:
     T = x.shape[0]
     kernel = beta ** torch.arange(T, dtype=x.dtype, device=x.device)
