@@ -143,15 +143,8 @@ class RunDir:
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Replace the manifest atomically; on a full disk nothing is left behind and :class:`DiskFull` says so."""
         target = self.special(MANIFEST)
-        tmp = self.path / f"{MANIFEST}.{os.getpid()}.tmp"
-        try:
-            _write_new(tmp, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
-            tmp.replace(target)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if is_disk_full(exc):
-                raise _disk_full(exc, target) from None
-            raise
+        _replace_with(target, self.path / f"{MANIFEST}.{os.getpid()}.tmp",
+                      json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
 
     def manifest(self) -> dict[str, Any]:
         where = self.special(MANIFEST)
@@ -207,15 +200,8 @@ class RunDir:
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the records file atomically (resume drops unfinished jobs and cut lines)."""
         path = self.special(RECORDS)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            _write_new(tmp, "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records).encode())
-            tmp.replace(path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if is_disk_full(exc):
-                raise _disk_full(exc, path) from None
-            raise
+        _replace_with(path, path.with_suffix(f".{os.getpid()}.tmp"),
+                      "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records).encode())
 
     def write_file(self, folder: str, name: str, data: bytes) -> Path:
         """Write one file of a run folder (``logs``, ``weights``) from a name that came from elsewhere: its
@@ -244,6 +230,19 @@ class RunDir:
     def scratch_dir(self) -> Path:
         """Job files and compile caches of running workers; removed when the run ends or resumes."""
         return self.special("scratch")
+
+
+def _replace_with(target: Path, tmp: Path, data: bytes) -> None:
+    """``target`` replaced by ``data`` whole or not at all (written to ``tmp``, then renamed); a full disk
+    leaves nothing behind and is reported as such."""
+    try:
+        _write_new(tmp, data)
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise _disk_full(exc, target) from None
+        raise
 
 
 def read_records(path: Path) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
