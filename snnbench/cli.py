@@ -179,6 +179,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print("[bold yellow]Synthetic data:[/] these accuracies come from snnbench's synthetic stand-in, "
                       "not the real dataset, and cannot be compared with published results "
                       "(get the real set: snnbench fetch-data shd|nmnist).")
+    from .results.timebudget import budget_lines, time_budget
+
+    budget = time_budget(run_dir.records(), run_dir.manifest())
+    for line in budget_lines(budget) if budget else []:
+        console.print(line, markup=False, highlight=False)
     console.print(f"records: {run_dir.path / 'records.jsonl'}", markup=False, highlight=False)
     if not args.no_report:  # beside the run's --out folder: results/ -> reports/
         report = run_dir.path.parent.parent / "reports" / f"{run_dir.path.name}.html"
@@ -255,11 +260,11 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from .runners import parse_runner_list, registry
     from .harness.budget import check_cases_fit
     from .naming import parse_list
-    from .spec import load_suite, validate_case
+    from .spec import load_suite, select_cases, validate_case
 
     if args.batch < 1:
         raise SnnbenchError(f"--batch must be at least 1, got {args.batch}")
-    suite = load_suite(args.suite, quick=args.quick)
+    suite = select_cases(load_suite(args.suite, quick=args.quick), args.cases)
     parse_list(args.runners, "--runners")
     # the gate's batch, no training: what a comparison needs, held against the machine before it runs
     check_cases_fit([(replace(c, spec=replace(c.spec, batch=args.batch, epochs=0, dataset="random")), None)
@@ -345,7 +350,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     layers = [{k: v for k, v in dataclasses.asdict(layer).items() if k == "type" or v != default[k]}
               for layer in network.layers]  # a suite's network: only what differs from the defaults
     spec = {"inputs": network.inputs, "input_shape": list(network.input_shape), "time_steps": network.time_steps,
-            "dt_s": dt, "network": {"surrogate": dataclasses.asdict(network.surrogate), "layers": layers}}
+            "dt_s": dt, "network": {"surrogate": dataclasses.asdict(network.surrogate), "layers": layers,
+                                    **({"population": network.population} if network.population > 1 else {})}}
     (out / "network.yaml").write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     np.savez(out / "weights.npz", **weights)
     _console().print(f"wrote {out}/network.yaml and weights.npz: {network.describe()}, "
@@ -457,8 +463,9 @@ def _publish_suite(item, suite, runners, class_dir: Path, profile: str, machine:
     if item.nir_check:
         from .interop.check import entry_text, nir_check
 
-        nir_check(run_dir.path, data_dir=data_dir, on_row=lambda r: console.print(
-            f"NIR {r['framework']} {r['direction']}: {entry_text(r)}", markup=False))
+        for case in suite.cases:  # each case the reference trained (shd: the MLP and the recurrent net)
+            nir_check(run_dir.path, case.id, data_dir=data_dir, on_row=lambda r: console.print(
+                f"NIR {r['framework']} {r['direction']}: {entry_text(r)}", markup=False))
     manifest = run_dir.manifest()
     manifest["publish"] = {"profile": profile, "machine_class": machine, "trims": dict(item.trims),
                            "cases": item.cases, "nir_check": item.nir_check,
@@ -688,6 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--suite", default="shd", help="suite whose cases (network, T) are checked (default: shd)")
     par.add_argument("--runners", help="comma-separated runners (default: every runner but the reference)")
     par.add_argument("--quick", action="store_true", help="the suite's quick variant")
+    par.add_argument("--cases", help="comma-separated case ids or glob patterns (default: every case of the suite)")
     par.add_argument("--batch", type=int, default=16, help="parity batch size (default: 16)")
     par.add_argument("--time-steps", type=int, help="override T (a multiple of 8), e.g. to keep torch.compile short")
     par.add_argument("--device", choices=["cpu", "gpu", "tpu", "auto"], default="auto",

@@ -33,16 +33,43 @@ Canonical semantics (every runner must compute exactly this, or say how it devia
   same, and the layer's output is the ``current`` one delayed by one step.
 * ``if``: ``lif`` with ``beta = 1``.
 * ``cuba_lif`` (current-based): ``syn_t = alpha * syn_{t-1} + I_t`` and ``syn_t`` drives a ``lif``.
+* ``recurrent: true`` (on ``lif``, ``if`` and ``cuba_lif``): a layer of ``n`` neurons also receives its
+  own previous spikes through ``V`` (``[n, n]``, ``V[j, k]`` the weight from neuron ``k`` to neuron
+  ``j``, no bias): ``I_t`` is replaced by ``I_t + s_{t-1} @ V.T`` (``s_{-1} = 0``) before the reset and
+  threshold rule of the layer's ``reset``; for ``cuba_lif`` the recurrent term enters the synaptic
+  current, ``syn_t = alpha * syn_{t-1} + I_t + s_{t-1} @ V.T``. ``s_{t-1} = H(v_{t-1} - threshold)``
+  is the canonical spike of the previous step (with ``spike_from: previous`` that is the spike the
+  layer emits at step ``t``). The gradient flows through ``s_{t-1}`` in the recurrent term (by the
+  surrogate; ``detach_reset`` concerns only the reset term). A recurrent layer is evaluated step by
+  step (``method: scan``).
 * ``li`` (leaky integrator readout, no spikes): ``v_t = beta * v_{t-1} + I_t``; the readout trace is
   ``v`` of shape ``[B, T, O]``.
 * Loss: softmax cross-entropy of ``mean_t v_t`` (``loss: mean``), ``max_t v_t`` (``loss: max``) or
   the last step's ``v_{T-1}`` (``loss: last``).
   A network may also end in a spiking layer (the one-layer sweep); its spike train is then the
-  readout, and the loss is the same cross-entropy over its time-mean.
+  readout, and the loss is the same cross-entropy over its time-mean; ``loss: count`` (a spiking
+  readout only) takes its spike count ``sum_t s_t`` instead.
+* Population-coded readout (``network.population: P``, default 1): the last weight layer has
+  ``classes * P`` outputs, and output ``c * P + p`` (``p = 0..P-1``) belongs to class ``c``
+  (contiguous blocks). With ``r [B, classes * P]`` the readout reduced over time by the loss mode
+  above, class ``c``'s score is the population's mean ``(1/P) sum_p r[:, c*P + p]``; under
+  ``loss: count`` it is the population's spike count ``sum_p sum_t s_t[:, c*P + p]`` (a sum, not a
+  mean). The loss is the softmax cross-entropy of the ``[B, classes]`` scores (mean over the batch),
+  and accuracy (training and test) is their argmax, ties to the lowest class (as ``argmax`` in NumPy,
+  JAX and PyTorch). How this relates to snnTorch 1.0's ``snntorch.functional``: ``loss: count`` with
+  ``population: P`` is ``ce_count_loss(population_code=True, num_classes=classes)`` exactly (the same
+  blocks, spikes summed over time and population, one cross-entropy) and ``accuracy_rate(...,
+  population_code=True)`` is its accuracy; ``ce_rate_loss`` (a cross-entropy over the *neurons* at
+  every step, averaged over time) is none of these losses, and with ``population_code=True`` it
+  forms no population (its block loop has no effect, and it indexes ``weight``, None by default, so
+  it raises). An ``li`` population's mean is linear in its input, the same function as one readout
+  with the population's mean weights (only the training dynamics differ); a spiking population
+  is where the code adds resolution (``P * T + 1`` count levels per class instead of ``T + 1``).
 
 Canonical weights are a flat ``dict[str, np.ndarray]``: ``layers.{i}.weight`` ``[out, in]``,
-``layers.{i}.bias`` ``[out]``, and for trainable decays ``layers.{i}.beta`` ``[n]`` (per neuron),
-where ``i`` is the layer's index in :attr:`NetworkSpec.layers`.
+``layers.{i}.bias`` ``[out]``, for trainable decays ``layers.{i}.beta`` ``[n]`` (per neuron), and for
+a recurrent layer ``layers.{i}.recurrent`` ``[n, n]`` (``V`` above), where ``i`` is the layer's index in
+:attr:`NetworkSpec.layers`.
 """
 
 from __future__ import annotations
@@ -67,6 +94,8 @@ SPIKE_FROM = ("current", "previous")
 NEURON_TYPES = ("lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
 #: parallel-in-time neurons (long-sequence suite); see runners/reference/parallel.py
 PARALLEL_TYPES = ("lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn")
+#: neuron types that may be ``recurrent`` (their own previous spikes fed back through ``V [n, n]``)
+RECURRENT_TYPES = ("lif", "if", "cuba_lif")
 NORESET_METHODS = ("scan", "assoc", "fft")
 #: how a LIF with reset (lif, if, cuba_lif) is evaluated: step by step, or chunks in parallel iterated to the
 #: exact fixed point (runners/reference/parallel.py:lif_fixed_point); both compute the same spikes
@@ -76,7 +105,8 @@ WEIGHT_TYPES = ("linear", "conv2d")
 SHAPE_TYPES = ("maxpool", "flatten")
 #: per-sample input shape of each dataset, ``(C, H, W)`` for images; ``None``: ``(channels,)``
 DATASET_SHAPES = {"nmnist": (2, 34, 34)}
-LOSSES = ("mean", "max", "last")
+#: how the readout trace is reduced over time for the loss; ``count`` (spike count) needs a spiking readout
+LOSSES = ("mean", "max", "last", "count")
 #: random: one shared Bernoulli input, timing only (epochs: 0); cue: the long-range recall task
 DATASETS = ("shd", "nmnist", "random", "cue")
 DEVICES = ("cpu", "gpu", "tpu", "auto")
@@ -134,6 +164,7 @@ class LayerSpec:
     k: int = 4  # masked_psn band, sliding_psn taps, dsn decay-conv taps
     tau: float = 0.25  # dsn: a_t = sigmoid(conv)^(1/tau)
     levels: int = 1  # dsn: 1 = spikes, > 1 = integer activation clip(round(H), 0, levels)
+    recurrent: bool = False  # lif, if, cuba_lif: + V s_{t-1}, V [n, n] the weight layers.{i}.recurrent
 
     @property
     def is_neuron(self) -> bool:
@@ -169,13 +200,15 @@ def layer_output_shape(layer: LayerSpec, shape: tuple[int, ...]) -> tuple[int, .
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A feed-forward SNN: alternating weight and neuron layers, ending in an ``li`` readout."""
+    """An SNN of alternating weight and neuron layers (a neuron layer may be ``recurrent``), ending in an
+    ``li`` readout."""
 
     inputs: int
     layers: tuple[LayerSpec, ...]
     surrogate: SurrogateSpec = SurrogateSpec()
     time_steps: int = 0  # the case's T: PSN weights are [T, T]
     input_shape: tuple[int, ...] = ()  # per-sample shape, (C, H, W) for images; () means (inputs,)
+    population: int = 1  # readout neurons per class: output c * P + p belongs to class c
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -201,6 +234,11 @@ class NetworkSpec:
     def outputs(self) -> int:
         return self.sizes()[-1]
 
+    @property
+    def classes(self) -> int:
+        """Classes the readout scores: its outputs over the population size."""
+        return self.outputs // self.population
+
     def hidden_sizes(self) -> list[int]:
         """Sizes of the spiking layers, in order."""
         return [n for layer, n in zip(self.layers, self.sizes()) if layer.spiking]
@@ -215,7 +253,8 @@ class NetworkSpec:
             elif layer.type == "flatten":
                 parts.append("F")
             else:
-                parts.append(f"{layer.type.upper()}" if layer.is_neuron else f"{n}")
+                kind = ("R" if layer.recurrent else "") + layer.type.upper()  # RLIF: a recurrent LIF
+                parts.append(kind if layer.is_neuron else f"{n}")
         return "-".join(parts)
 
     def with_inputs(self, inputs: int) -> "NetworkSpec":
@@ -278,6 +317,8 @@ class Case:
         if self.spec.dataset == "random":  # the sweeps: width and group for scaling plots
             shape["n"] = self.network.inputs
             shape["group"] = self.spec.group or self.id
+        if self.network.population > 1:  # a population-coded readout: P neurons per class
+            shape["population"] = self.network.population
         return shape
 
 
@@ -370,9 +411,9 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0,
     come from the case."""
     if not isinstance(data, dict):
         _fail(where, "expected a mapping with 'layers'")
-    unknown = sorted(set(data) - {"layers", "surrogate", "neuron"})
+    unknown = sorted(set(data) - {"layers", "surrogate", "neuron", "population"})
     if unknown:
-        _fail(where, f"unknown field {unknown[0]!r} (known: layers, neuron, surrogate)")
+        _fail(where, f"unknown field {unknown[0]!r} (known: layers, neuron, population, surrogate)")
     surrogate = _build(SurrogateSpec, data.get("surrogate", {}), f"{where}.surrogate")
     _check_choice(f"{where}.surrogate.name", surrogate.name, SURROGATES)
     if not surrogate.slope > 0:
@@ -428,6 +469,9 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0,
                 _fail(f"{lw}.relu", "only a lif_noreset layer can clip its membrane at zero")
             if layer.k < 1 or layer.levels < 1 or layer.tau <= 0:
                 _fail(lw, "k and levels must be >= 1 and tau > 0")
+            _check_recurrent(layer, lw)
+        elif layer.recurrent:
+            _fail(f"{lw}.recurrent", f"only a neuron layer ({', '.join(RECURRENT_TYPES)}) can be recurrent")
         shape = layer_output_shape(layer, shape)
         layers.append(layer)
     # Structure: weight layer then neuron layer, pairwise (shape layers may follow a neuron layer);
@@ -446,8 +490,38 @@ def parse_network(data: Any, where: str, inputs: int, time_steps: int = 0,
     for i, layer in enumerate(layers[:-1]):
         if layer.type == "li":
             _fail(f"{where}.layers[{i}]", "'li' is only allowed as the readout (last layer)")
+    population = _check_population(data.get("population", 1), math.prod(shape), f"{where}.population")
     return NetworkSpec(inputs=inputs, layers=tuple(layers), surrogate=surrogate, time_steps=time_steps,
-                       input_shape=tuple(input_shape))
+                       input_shape=tuple(input_shape), population=population)
+
+
+def _check_population(value: Any, outputs: int, where: str) -> int:
+    """``network.population``: a whole number of readout neurons per class that divides the readout."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail(where, f"expected a whole number of readout neurons per class (>= 1), got {value!r}")
+    if outputs % value:
+        _fail(where, f"{value} neurons per class do not divide the readout's {outputs} outputs: the last weight "
+                     f"layer needs (number of classes) x {value} outputs")
+    return value
+
+
+def check_loss(spec: CaseSpec, network: NetworkSpec, where: str) -> None:
+    """``loss: count`` sums spikes over time: it needs a network that ends in a spiking layer."""
+    if spec.loss == "count" and not network.layers[-1].spiking:
+        _fail(f"{where}.loss", f"'count' is a spike count and the readout is a {network.layers[-1].type} layer "
+                               "(no spikes): use mean, max or last, or end the network in a spiking layer")
+
+
+def _check_recurrent(layer: LayerSpec, where: str) -> None:
+    """Refuse ``recurrent: true`` where the spec gives it no meaning."""
+    if not layer.recurrent:
+        return
+    if layer.type not in RECURRENT_TYPES:
+        _fail(f"{where}.recurrent", f"a {layer.type} layer cannot be recurrent (recurrent types: "
+                                    f"{', '.join(RECURRENT_TYPES)})")
+    if layer.method != "scan":
+        _fail(f"{where}.method", "a recurrent layer is evaluated step by step: its spikes feed its next step "
+                                 "through V, so the fixed-point parallel method does not apply (use method: scan)")
 
 
 #: seeds run from 0 to 2**32 - 1: what NumPy's legacy seeding, JAX's PRNG keys and torch all accept
@@ -567,6 +641,7 @@ def parse_suite(data: Any, path: str, quick: bool = False) -> Suite:
         seen.add(spec.id)
         network = parse_network(network_raw, f"{cw}.network" if "network" in raw else f"{where}.network",
                                 spec.channels, spec.time_steps, input_shape)
+        check_loss(spec, network, cw)
         cases.append(Case(spec=spec, network=network))
     timing = parse_timing(data.get("timing", {}) or {}, f"{where}.timing")
     if quick and isinstance(quick_over.get("timing"), dict):
@@ -717,6 +792,9 @@ def init_weights(network: NetworkSpec, seed: int) -> dict[str, np.ndarray]:
             weights[f"layers.{i}.conv_bias"] = np.full((n_in,), math.log(p / (1.0 - p)), np.float32)
         elif layer.is_neuron and layer.learn_beta:
             weights[f"layers.{i}.beta"] = np.full((n_in,), layer.decay, np.float32)
+        if layer.recurrent:  # V [n, n]: as a linear of fan-in n, drawn in layer order from the same stream
+            bound = 1.0 / math.sqrt(n_in)
+            weights[f"layers.{i}.recurrent"] = rng.uniform(-bound, bound, (n_in, n_in)).astype(np.float32)
     return weights
 
 
@@ -747,6 +825,8 @@ def param_shapes(network: NetworkSpec) -> dict[str, tuple[int, ...]]:
             shapes[f"layers.{i}.conv_bias"] = (n_in,)
         elif layer.is_neuron and layer.learn_beta:
             shapes[f"layers.{i}.beta"] = (n_in,)
+        if layer.recurrent:
+            shapes[f"layers.{i}.recurrent"] = (n_in, n_in)
     return shapes
 
 
@@ -783,6 +863,7 @@ def network_from_dict(net: dict[str, Any]) -> NetworkSpec:
         surrogate=SurrogateSpec(**net["surrogate"]),
         time_steps=net.get("time_steps", 0),
         input_shape=tuple(net.get("input_shape", ())),
+        population=int(net.get("population", 1)),
     )
 
 

@@ -99,7 +99,18 @@ def test_adapter_run_carries_parity(tmp_path, tiny_suite, small_shd):
     assert torch_epoch["parity"]["status"] == "pass" and torch_epoch["status"] == "ok"
     ref_epoch = [r for r in records if r["runner"] == "reference" and r["metric"] == "epoch_s"][0]
     assert ref_epoch["parity"]["status"] == "reference"
-    assert (run_dir / "logs" / "tiny-b32--torch--parity.log").exists()
+    assert not any(r["runner"] == "reference" and r["metric"] == "parity" for r in records)
+    # the gate ran in the benchmark's own worker (no parity worker, no log of its own), its time a phase of the job
+    assert not (run_dir / "logs" / "tiny-b32--torch--parity.log").exists()
+    jobs = {r["runner"]: r for r in records if r["metric"] == "job"}
+    assert jobs["torch"]["phases"]["parity"] > 0 and "parity" not in jobs["reference"]["phases"]
+    for job in jobs.values():  # every second of a job in one phase or another, 'other' a sliver
+        assert sum(job["phases"].values()) == pytest.approx(job["job_wall_s"], rel=0.01)
+        assert job["phases"].get("other", 0.0) < 0.05 * job["job_wall_s"]
+        assert {"start-up", "import", "training", "evaluation", "fwd timing", "fwd+bwd timing"} <= set(job["phases"])
+    timeline = json.loads((run_dir / "manifest.json").read_text())["timeline"]
+    assert len(timeline) == 1 and timeline[0]["jobs_s"] >= sum(j["job_wall_s"] for j in jobs.values())
+    assert "where the time went:" in p.stdout and "  torch: " in p.stdout
 
 
 def test_parity_command(tmp_path, tiny_suite):

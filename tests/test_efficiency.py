@@ -59,6 +59,12 @@ def _neurobench_model(case, weights):
             m = nn.MaxPool2d(layer.kernel, layer.stride)
         elif layer.type == "flatten":
             m = nn.Flatten()
+        elif layer.type == "lif" and layer.recurrent:  # its recurrent nn.Linear is a connection layer to NeuroBench
+            m = snn.RLeaky(beta=layer.beta, threshold=layer.threshold, reset_mechanism="subtract", init_hidden=True,
+                           all_to_all=True, linear_features=shape_in[0])
+            with torch.no_grad():
+                m.recurrent.weight.copy_(torch.from_numpy(weights[f"layers.{i}.recurrent"]))
+                m.recurrent.bias.zero_()
         elif layer.type == "lif":
             m = snn.Leaky(beta=layer.beta, threshold=layer.threshold, reset_mechanism="subtract", init_hidden=True)
         else:
@@ -116,7 +122,9 @@ def _check(case, counts_at=None):
     net, hidden = _neurobench_model(case, weights)
     nb_x = x.reshape(len(x), x.shape[1], *case.network.sample_shape)
     theirs = _neurobench(hidden, nb_x, y)
-    assert ours["params"] == theirs["ParameterCount"]
+    # snnTorch's recurrent nn.Linear has a bias (zeroed, frozen: no canonical parameter); NeuroBench counts it
+    rec_bias = sum(n for layer, n in zip(case.network.layers, case.network.sizes()) if layer.recurrent)
+    assert ours["params"] + rec_bias == theirs["ParameterCount"]
     assert ours["synops"] == {"dense": theirs["SynapticOperations"]["Dense"],
                               "effective_macs": theirs["SynapticOperations"]["Effective_MACs"],
                               "effective_acs": theirs["SynapticOperations"]["Effective_ACs"]}
@@ -127,7 +135,7 @@ def _check(case, counts_at=None):
     readout = f"{len(net) - 1}.threshold"
     bookkeeping = sum(b.numel() * b.element_size() for name, b in net.named_buffers()
                       if name.rsplit(".", 1)[-1] in SNNTORCH_BOOKKEEPING or name == readout)
-    assert theirs["Footprint"] == ours["footprint_bytes"] + bookkeeping
+    assert theirs["Footprint"] == ours["footprint_bytes"] + bookkeeping + 4 * rec_bias
     return ours
 
 
@@ -157,6 +165,34 @@ def test_dense_operations_count_every_weight_and_input():
     assert ops["dense"] == T * (32 * 24 + 24 * 16 + 16 * 5)
     nonzero = sum(int(np.count_nonzero(w[f"layers.{i}.weight"])) for i in (0, 2, 4))
     assert ops["effective_acs"] == T * nonzero
+
+
+RECURRENT = [{"type": "linear", "out": 24}, {"type": "lif", "recurrent": True}, {"type": "linear", "out": 5},
+             {"type": "li"}]
+
+
+def test_recurrent_network_agrees_with_neurobench_exactly():
+    """snnTorch's RLeaky calls its recurrent nn.Linear on the previous step's spikes every step; NeuroBench
+    counts it as a connection layer: the synaptic operations of V s_{t-1} must be ours exactly."""
+    case = _case(RECURRENT)
+    ours = _check(case)
+    w = _weights(case)
+    without = synaptic_operations(case.network, w, np.zeros((1, 16, 32), np.float32), [np.zeros((1, 16, 24))])
+    assert ours["synops"]["dense"] == without["dense"] == 16 * (32 * 24 + 24 * 24 + 24 * 5)
+    assert ours["synops"]["effective_macs"] == 0
+
+
+def test_recurrent_operations_use_the_previous_steps_spikes():
+    case = _case(RECURRENT, T=8)
+    w = _weights(case)
+    w["layers.0.weight"][:] = 0.0  # only the recurrent product counts
+    w["layers.2.weight"][:] = 0.0
+    spikes = np.zeros((1, 8, 24), np.float32)
+    spikes[0, 1, 3] = 1.0  # one spike at t = 1: V's column 3 is used at t = 2 only
+    ops = synaptic_operations(case.network, w, np.zeros((1, 8, 32), np.float32), [spikes])
+    assert ops["effective_acs"] == np.count_nonzero(w["layers.1.recurrent"][:, 3])
+    spikes[0, 7, 5] = 1.0  # a spike at the last step feeds nothing
+    assert synaptic_operations(case.network, w, np.zeros((1, 8, 32), np.float32), [spikes]) == ops
 
 
 def test_spike_trains_must_match_the_spiking_layers():

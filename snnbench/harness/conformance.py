@@ -137,7 +137,7 @@ def check_dtypes(name: str, device: str) -> Iterator[Check]:
 def _random_split(case: Case, n: int, seed: int) -> SpikeDataset:
     rng = np.random.default_rng(seed)
     x = (rng.random((n, case.spec.time_steps, case.network.inputs)) < 0.1).astype(np.uint8)
-    return SpikeDataset(pack(x), rng.integers(0, case.network.outputs, n).astype(np.int32), case.spec.time_steps)
+    return SpikeDataset(pack(x), rng.integers(0, case.network.classes, n).astype(np.int32), case.spec.time_steps)
 
 
 def step_case(T: int = 64, B: int = 64) -> Case:

@@ -17,7 +17,10 @@ The definitions are NeuroBench 2.3's (``neurobench.metrics``), restated on snnbe
   over the ``T`` steps. ``dense``: every weight times every input. ``effective``: only non-zero weights times
   non-zero inputs; counted as accumulates (``effective_acs``) at a step whose layer input is all in
   ``{-1, 0, 1}`` over the batch (spikes: NeuroBench decides this per call, i.e. per step), and as
-  multiply-accumulates (``effective_macs``) otherwise.
+  multiply-accumulates (``effective_macs``) otherwise. A recurrent layer's ``V`` (``layers.{i}.recurrent``) is
+  one more weight layer whose input at step ``t`` is the layer's own spikes of step ``t - 1`` (zeros at ``t = 0``,
+  as snnTorch's ``RLeaky`` calls its recurrent ``nn.Linear`` every step): ``T n^2`` dense operations per sample,
+  its effective ones accumulates (spikes).
 
 Shapes: ``x`` is ``[B, T, C]`` (images flat in ``C, H, W`` order), each spike train ``[B, T, N]``.
 """
@@ -123,6 +126,13 @@ def synaptic_operations(network: NetworkSpec, weights: dict[str, np.ndarray], x:
             dense += layer_dense
         elif layer.spiking:
             h = next(trains)
+            if layer.recurrent:  # V s_{t-1}: the layer's previous spikes through its recurrent weight
+                prev = np.concatenate([np.zeros_like(h[:, :1]), h[:, :-1]], axis=1).reshape(B, T, -1)
+                per_step, layer_dense = _linear_ops(prev, weights[f"layers.{i}.recurrent"])
+                spiking = _spiking_steps(prev)
+                acs += float(per_step[spiking].sum())
+                macs += float(per_step[~spiking].sum())
+                dense += layer_dense
         elif layer.type == "maxpool":
             h = _maxpool(h.reshape(B, T, *shape_in), layer)
     return {"dense": dense / B, "effective_macs": macs / B, "effective_acs": acs / B}

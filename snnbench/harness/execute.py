@@ -22,6 +22,7 @@ from ..runners import get_runner_class
 from ..spec import Case, case_from_dict, init_weights
 from . import measure
 from .memory import host_peak_bytes
+from .phases import phase as clock
 from .timing import RepeatPolicy
 
 Emit = Callable[[dict[str, Any]], None]
@@ -56,36 +57,41 @@ def base_record(job: dict[str, Any], case: Case) -> dict[str, Any]:
 def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phase: list[str]):
     """Import, check and build the job's runner and load its data: ``(runner, train, test)``, or
     None after a ``skipped`` record. ``phase[0]`` names the step under way, for failure reasons."""
-    cls = get_runner_class(job["runner"])
-    base["framework"] = cls.framework
-    ok = cls.available()
-    if not ok.ok:
-        return record("run", "skipped", ok.reason)
-    runner = cls()
-    phase[0] = "device"
-    for ok in (runner.device_available(job["device"]), runner.supports_devices(job["device"], case.spec.devices),
-               runner.supports(case)):
+    with clock("import"):
+        cls = get_runner_class(job["runner"])
+        base["framework"] = cls.framework
+        ok = cls.available()
         if not ok.ok:
             return record("run", "skipped", ok.reason)
+        runner = cls()
+        phase[0] = "device"
+        for ok in (runner.device_available(job["device"]), runner.supports_devices(job["device"], case.spec.devices),
+                   runner.supports(case)):
+            if not ok.ok:
+                return record("run", "skipped", ok.reason)
     phase[0] = "data"
-    if case.spec.dataset == "random":
-        train = test = None
-    else:
-        train, test = load_dataset(case.spec, DataSource(job["data_root"], job.get("synthetic", False), ""))
+    with clock("data"):
+        if case.spec.dataset == "random":
+            train = test = None
+        else:
+            train, test = load_dataset(case.spec, DataSource(job["data_root"], job.get("synthetic", False), ""))
     phase[0] = "build"
-    runner.build(case, job["device"], case.spec.seed)
-    base["device"] = runner.device_label()
-    runner.set_weights(init_weights(case.network, case.spec.seed))
-    phase[0] = "precision probe"
-    base["precision"] = precision_facts(runner, case)
+    with clock("build"):
+        runner.build(case, job["device"], case.spec.seed)
+        base["device"] = runner.device_label()
+        runner.set_weights(init_weights(case.network, case.spec.seed))
     return runner, train, test
 
 
-def precision_facts(runner, case: Case) -> dict[str, Any]:
-    """What the runner really computes in (the spikes' dtype of a one-sample forward) and keeps its
-    weights in, beside what the case asked for (``spec.PRECISION``)."""
-    x = np.zeros((1, case.spec.time_steps, case.network.inputs), np.float32)
-    return {"requested": case.spec.dtype, "compute_dtype": runner.forward(x).dtype,
+def precision_facts(runner, case: Case, out=None) -> dict[str, Any]:
+    """What the runner really computes in (the spikes' dtype of a forward: ``out``, the forward already run
+    on the timed batch, else one of a single sample) and keeps its weights in, beside what the case asked
+    for (``spec.PRECISION``). Reusing the timed batch's forward spares a compiled runner a compile for a
+    batch shape nothing else uses."""
+    if out is None:
+        with clock("precision probe"):
+            out = runner.forward(np.zeros((1, case.spec.time_steps, case.network.inputs), np.float32))
+    return {"requested": case.spec.dtype, "compute_dtype": out.dtype,
             "weight_dtypes": runner.weight_dtypes(), "loss_scaling": runner.loss_scaling()}
 
 
@@ -115,7 +121,7 @@ def execute(job: dict[str, Any], emit: Emit) -> None:
         if job.get("kind") == "memory":
             return _probe_memory(job, case, runner, train, test, record)
         _measure(case, runner, train, test, record, emit, RepeatPolicy.from_dict(job.get("timing")), refresh_info,
-             job.get("weights_out"))
+                 job, base)
     except Exception as exc:  # every failure is a record, never a crash of the run
         if is_disk_full(exc):  # not the job's fault: the run stops, resumable, and says why
             return _disk_full(emit, f"{phase[0]}: {failure_reason(exc)}")
@@ -134,39 +140,56 @@ def _disk_full(emit: Emit, reason: str) -> None:
 
 
 def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy, refresh_info,
-             weights_out: str | None) -> None:
+             job: dict[str, Any], base: dict[str, Any]) -> None:
+    """The benchmark's phases in order; ``base`` holds the fields every record of the job carries."""
     def phase(name: str) -> None:  # for the parent's progress display
         emit({"event": "progress", "what": "phase", "phase": name})
 
     k = measure.steps_per_sample(case)
     xs, ys = measure.timing_batches(case, test, k)
+    if job.get("parity_in_worker") and job.get("check_parity", True) and job["runner"] != "reference":
+        if getattr(runner, "compiles_on_prepare", False):  # compiled once, cold, before the gate uses it
+            with clock("compile"):
+                runner.prepare_batch(xs[0], ys[0])
+        phase("parity gate")
+        with clock("parity"):
+            base["parity"] = gate(job, case, runner, record)
+        refresh_info()
     phase("fwd and fwd+bwd timing")
     steps = measure.time_steps(runner, case, xs, ys, policy)
     refresh_info()
     phase("GEMM floor")
     try:
-        floor = measure.time_floor(runner, policy)
+        with clock("gemm floor"):
+            floor = measure.time_floor(runner, policy)
     except Exception as exc:  # the step timings stand without their floor
         traceback.print_exc(file=sys.stderr)
         floor = None
         record("gemm_floor", "oom" if is_oom(exc) else "failed", f"gemm floor: {failure_reason(exc)}")
-    try:  # one forward of the timed network serves its efficiency and (random input) its activity
-        out = runner.forward(xs[0])
+    try:  # one forward of the timed network serves its precision facts, efficiency and (random input) activity
+        with clock("efficiency"):
+            out = runner.forward(xs[0])
     except Exception as exc:  # the efficiency says why; the timings stand
         out, efficiency = None, {"error": failure_reason(exc)}
     else:
-        efficiency = measure.efficiency_of(runner, case, xs[0], out)
+        with clock("efficiency"):
+            efficiency = measure.efficiency_of(runner, case, xs[0], out)
+    # (before the first record: every record of the job carries them)
+    base["precision"] = precision_facts(runner, case, out)
     measure.record_steps(record, steps, floor, k, policy, efficiency)
     if case.spec.dataset == "random":
-        measure.activity(runner, xs[0], record, out if out is not None else runner.forward(xs[0]))
+        with clock("efficiency"):
+            measure.activity(runner, xs[0], record, out if out is not None else runner.forward(xs[0]))
     if train is None or case.spec.epochs == 0:
         return
     phase("compile and training")
-    measure.train(runner, case, train, test, record, emit, policy, refresh_info,
-                  measure.fwdbwd_probe(runner, xs, ys), weights_out)
+    with clock("consistency probes"):
+        probe = measure.fwdbwd_probe(runner, xs, ys)
+    measure.train(runner, case, train, test, record, emit, policy, refresh_info, probe, job.get("weights_out"))
     if case.spec.eval_time_steps:
         phase("step-by-step evaluation")
-        measure.extrapolate(case, runner, test, record)
+        with clock("extrapolation"):
+            measure.extrapolate(case, runner, test, record)
 
 
 def _probe_memory(job: dict[str, Any], case: Case, runner, train, test, record) -> None:
@@ -178,6 +201,41 @@ def _probe_memory(job: dict[str, Any], case: Case, runner, train, test, record) 
     record("memory", unit="bytes", value=peak, peak_device_bytes=peak,
            extra={"phase": job["phase"], "source": f"{runner.device_memory_source}, in a worker that ran only "
                                                    f"the {job['phase']} phase"})
+
+
+def gate(job: dict[str, Any], case: Case, runner, record) -> dict[str, Any]:
+    """The parity gate run on the job's own runner, before anything is measured: the reference in a
+    child process (:mod:`.parity_remote`). The gate sets its own weights;
+    the case's initial weights are restored after it, and checked. Emits the ``parity`` record and
+    returns what the job's other records carry. A failure of the gate is its record, never the job's."""
+    from .parity import compare, summary
+    from .parity_remote import ReferenceProcess
+
+    initial = init_weights(case.network, case.spec.seed)
+    # a runner that compiles per batch shape is checked at the shape it is timed and trained at (nothing to
+    # compile again); the others at the gate's usual small batch, which costs less
+    batch = case.spec.batch if getattr(runner, "compiles_on_prepare", False) else job.get("parity_batch", 16)
+    try:
+        with ReferenceProcess() as reference:
+            result = compare(case, job["runner"], batch=batch, seed=case.spec.seed, device=job["device"],
+                             other=runner, build_reference=reference.build)
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise
+        traceback.print_exc(file=sys.stderr)
+        reason = f"parity: {failure_reason(exc)}"
+        record("parity", "oom" if is_oom(exc) else "failed", reason)
+        status = {"status": "unknown", "summary": f"parity failed: {reason}"}
+    else:
+        ok = result["status"] != "skipped"
+        record("parity", "ok" if ok else "skipped", summary(result), value=result["status"], extra=result)
+        status = {"status": result["status"], "summary": summary(result)}
+    runner.set_weights(initial)
+    after = runner.get_weights()
+    moved = sorted(k for k, v in initial.items() if k in after and not np.array_equal(np.asarray(after[k], np.float32), v))
+    if moved:  # the benchmark must start where a job without the gate starts
+        raise RuntimeError(f"the runner's weights after the parity gate differ from the initial ones: {', '.join(moved)}")
+    return status
 
 
 def execute_parity(job: dict[str, Any], emit: Emit) -> None:

@@ -26,6 +26,7 @@ from ..errors import DiskFull
 from ..naming import job_file
 from . import allocator
 from .interference import LoadMonitor
+from .phases import job_phases
 from .worker import PREFIX
 
 
@@ -145,6 +146,7 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
     threading.Thread(target=pump, daemon=True).start()
     deadline = started + timeout_s
     done, status, reason, peak, disk_full = False, None, "", 0, ""
+    worker_phases: dict[str, float] = {}
     try:
         while True:
             monitor.tick()
@@ -181,6 +183,9 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
             elif event.get("event") == "disk_full":  # the worker could not write: the job stays unfinished
                 disk_full = event.get("reason", "")
                 continue
+            elif event.get("event") == "phases":
+                worker_phases = event.get("phases") or {}
+                continue
             elif event.get("event") == "done":
                 done = True
             on_event({**event, "runner": job["runner"], "case": case_id, "kind": kind})
@@ -188,6 +193,7 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
         if proc.poll() is None:
             _kill(proc)
         proc.wait()
+        worker_wall = time.monotonic() - started
         for cleanup in (log.close, lambda: os.unlink(job_path)):
             try:
                 cleanup()
@@ -215,13 +221,20 @@ def run_job(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
         records.append(rec)
         on_event({"event": "record", **rec, "kind": kind})
     if kind == "bench":
+        memory_started = time.monotonic()
         for phase in _pending_memory_phases(records):
             records += run_job({**job, "kind": "memory", "phase": phase}, run_dir, on_event, timeout_s,
                                memory_limit_bytes)
+        extra = {"memory phases": time.monotonic() - memory_started, "parity": job.get("parity_s", 0.0)}
+        wall = time.monotonic() - started
         worst = next((r for r in records if r["status"] != "ok"), None)
         rec = {**base, "metric": "job", "status": worst["status"] if worst else "ok",
-               "reason": worst.get("reason", "") if worst else "", "value": time.monotonic() - started, "unit": "s",
-               "load": monitor.job_load()}
+               "reason": worst.get("reason", "") if worst else "", "value": wall, "unit": "s",
+               "load": monitor.job_load(),
+               # where the job's time went; value is the bench worker and its memory workers, the parity
+               # gate's worker ran before it (job_wall_s: both)
+               "phases": job_phases(worker_phases, worker_wall, extra, wall + extra["parity"]),
+               "job_wall_s": wall + extra["parity"]}
         if isinstance(run_dir, _Counted):
             rec["records"] = run_dir.appended  # every record of the job before this one (parity included)
         run_dir.append(rec)
@@ -250,11 +263,13 @@ def _parity(job: dict[str, Any], run_dir: JobSink, on_event: Progress, timeout_s
             memory_limit_bytes: int | None) -> dict[str, Any]:
     """Run the parity gate for a job in its own worker; returns what the job's records carry."""
     on_event({"event": "parity_start", "case": job["case"]["spec"]["id"], "runner": job["runner"]})
+    started = time.monotonic()
     records = run_job({**job, "kind": "parity"}, run_dir, on_event, timeout_s, memory_limit_bytes)
+    seconds = time.monotonic() - started
     rec = records[-1] if records else {"status": "crashed", "reason": "no parity record"}
     if rec.get("status") == "ok":
-        return {"status": rec["value"], "summary": rec["reason"]}
-    return {"status": "unknown", "summary": f"parity {rec.get('status')}: {rec.get('reason', '')}"}
+        return {"status": rec["value"], "summary": rec["reason"], "seconds": seconds}
+    return {"status": "unknown", "summary": f"parity {rec.get('status')}: {rec.get('reason', '')}", "seconds": seconds}
 
 
 def run_case_job(job: dict[str, Any], sink: JobSink, on_event: Progress,
@@ -262,8 +277,11 @@ def run_case_job(job: dict[str, Any], sink: JobSink, on_event: Progress,
     """One (case, runner) as the run plans it: the parity gate for an adapter, then the benchmark."""
     timeout_s = job["case"]["spec"].get("timeout_s", 3600.0)
     sink = _Counted(sink)
-    if job["runner"] != "reference" and job.get("check_parity", True):
-        job = {**job, "parity": _parity(job, sink, on_event, timeout_s, memory_limit_bytes)}
+    if job["runner"] != "reference" and job.get("check_parity", True) and job.get("parity_in_worker"):
+        job = {**job, "parity": None}  # the gate runs first in the benchmark's own worker (execute.gate)
+    elif job["runner"] != "reference" and job.get("check_parity", True):
+        parity = _parity(job, sink, on_event, timeout_s, memory_limit_bytes)
+        job = {**job, "parity": parity, "parity_s": parity.pop("seconds")}
     elif job["runner"] == "reference":
         job = {**job, "parity": {"status": "reference", "summary": "the yardstick itself"}}
     on_event({"event": "job_start", "case": job["case"]["spec"]["id"], "runner": job["runner"],

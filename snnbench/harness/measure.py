@@ -24,6 +24,7 @@ import numpy as np
 from ..spec import Case
 from .efficiency import efficiency
 from .memory import phase_memory
+from .phases import phase as clock
 from .timing import RepeatPolicy, Timing, summarize, time_calls
 
 Record = Callable[..., None]
@@ -57,7 +58,7 @@ def timing_batches(case: Case, test, k: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(case.spec.seed + 4321)
         shape = (n, case.spec.time_steps, case.network.inputs)
         x = (rng.random(shape, dtype=np.float32) < case.spec.input_rate).astype(np.float32)
-        y = rng.integers(0, case.network.outputs, n)
+        y = rng.integers(0, case.network.classes, n)
     else:
         idx = np.arange(n) % len(test)
         x, y = test.dense(idx), test.labels[idx]
@@ -77,12 +78,16 @@ def time_steps(runner, case: Case, xs: np.ndarray, ys: np.ndarray, policy: Repea
     k = len(xs)
     for metric, phase, one, many in (("fwd_ms", "fwd", runner.fwd_step, runner.fwd_steps),
                                      ("fwdbwd_ms", "fwdbwd", runner.fwdbwd_step, runner.fwdbwd_steps)):
-        batch = runner.prepare_batch(xs[0], ys[0])  # (torch-compile compiles here, outside the phase)
-        with phase_memory(runner, phase) as mem:
-            per_call = time_calls(lambda: one(batch), runner.barrier, policy)
-        batch = runner.prepare_batches(xs, ys)  # the single batch is released first
-        per_step = time_calls(lambda: many(batch), runner.barrier, policy).per(k)
-        batch = None
+        name = "fwd timing" if phase == "fwd" else "fwd+bwd timing"
+        # (a runner that compiles on its first prepared batch, torch.compile's, compiles here, outside the phase)
+        with clock("compile" if getattr(runner, "compiles_on_prepare", False) else name):
+            batch = runner.prepare_batch(xs[0], ys[0])
+        with clock(name):
+            with phase_memory(runner, phase) as mem:
+                per_call = time_calls(lambda: one(batch), runner.barrier, policy)
+            batch = runner.prepare_batches(xs, ys)  # the single batch is released first
+            per_step = time_calls(lambda: many(batch), runner.barrier, policy).per(k)
+            batch = None
         out[metric] = {"per_step": per_step, "per_call": per_call, "memory": mem.result}
     return out
 
@@ -154,30 +159,38 @@ def train(runner, case: Case, train_set, test_set, record: Record, emit, policy:
     off the epoch's clock, so the consistency check compares figures taken side by side (a shared
     machine drifts by 20% over minutes)."""
     with phase_memory(runner, "train") as mem:
-        staged = runner.stage(train_set, test_set)
-        compile_s = runner.compile()
+        with clock("staging"):
+            staged = runner.stage(train_set, test_set)
+        with clock("compile"):
+            compile_s = runner.compile()
         refresh_info()
         if compile_s is not None:
             record("compile_s", unit="s", samples=[compile_s], stats=summarize([compile_s]), value=compile_s)
             emit({"event": "progress", "what": "compile", "seconds": compile_s})
         epoch_s, curve, batches, probes = [], [], 0, []
         for epoch in range(case.spec.epochs):
-            t0 = time.perf_counter()
-            res = runner.train_epoch(epoch)
-            runner.barrier()
-            epoch_s.append(time.perf_counter() - t0)
+            with clock("training"):
+                t0 = time.perf_counter()
+                res = runner.train_epoch(epoch)
+                runner.barrier()
+                epoch_s.append(time.perf_counter() - t0)
             batches = res.samples // case.spec.batch
             if fwdbwd_probe is not None:
-                probes.append(fwdbwd_probe())
-            ev = runner.evaluate()
+                with clock("consistency probes"):
+                    probes.append(fwdbwd_probe())
+            with clock("evaluation"):
+                ev = runner.evaluate()
             curve.append({"epoch": epoch + 1, "train_loss": res.loss, "train_acc": res.accuracy,
                           "test_loss": ev.loss, "test_acc": ev.accuracy, "epoch_s": epoch_s[-1],
                           "elapsed_s": float(sum(epoch_s))})
             emit({"event": "progress", "what": "epoch", "epoch": epoch + 1, "of": case.spec.epochs,
                   "seconds": epoch_s[-1], "train_loss": res.loss, "test_acc": ev.accuracy})
-    trained = {"efficiency": efficiency_of(runner, case, test_set.dense(np.arange(min(case.spec.batch, len(test_set)))))}
+    with clock("efficiency"):
+        trained = {"efficiency": efficiency_of(runner, case,
+                                               test_set.dense(np.arange(min(case.spec.batch, len(test_set)))))}
     if weights_out:
-        trained["weights"] = save_weights(runner, weights_out)
+        with clock("saving weights"):
+            trained["weights"] = save_weights(runner, weights_out)
     steady = epoch_s[1:] if len(epoch_s) > 1 else epoch_s
     stats = stats_with_flag(steady, policy.cv_threshold)
     consistency = step_consistency(stats["median"], batches, probes[1:] if len(probes) > 1 else probes)

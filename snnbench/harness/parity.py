@@ -7,7 +7,8 @@ Both runners get the same canonical weights and the same input batch. Compared:
 * the readout trace: ``max |a - b| / max |b| <= 1e-4`` (a network without an LI readout outputs
   its last spike train, judged like the other spikes);
 * the loss: relative error ``<= 1e-5``;
-* every gradient: cosine similarity ``>= 0.999`` and relative norm error ``<= 1e-3``.
+* every gradient, by canonical name (a recurrent layer's ``layers.{i}.recurrent`` included; a name
+  one side lacks fails the check): cosine similarity ``>= 0.999`` and relative norm error ``<= 1e-3``.
 
 Verdicts:
 
@@ -102,7 +103,7 @@ def parity_input(case: Case, batch: int, seed: int, rate: float = 0.15) -> tuple
     """One shared input: Bernoulli(``rate``) spikes ``[batch, T, C]`` and labels, from ``seed``."""
     rng = np.random.default_rng(seed + 1234)
     x = (rng.random((batch, case.spec.time_steps, case.network.inputs)) < rate).astype(np.float32)
-    y = rng.integers(0, case.network.outputs, batch)
+    y = rng.integers(0, case.network.classes, batch)
     return x, y
 
 
@@ -182,7 +183,11 @@ def agreement(ref, other, case: Case, x: np.ndarray, y: np.ndarray, tol: Toleran
     g_ref, g_other = ref.forward_backward(x[keep], y[keep]), other.forward_backward(x[keep], y[keep])
     loss_err = abs(g_other.loss - g_ref.loss) / max(abs(g_ref.loss), 1e-12)
     grads = {}
+    # compared by canonical name: every one the reference has (a recurrent layer's layers.{i}.recurrent too)
+    missing = sorted(set(g_ref.grads) ^ set(g_other.grads))
     for k in sorted(g_ref.grads):
+        if k not in g_other.grads:
+            continue
         a, b = np.asarray(g_other.grads[k], np.float64), np.asarray(g_ref.grads[k], np.float64)
         nb = np.linalg.norm(b)
         grads[k] = {"cosine": _cosine(a, b),
@@ -193,25 +198,32 @@ def agreement(ref, other, case: Case, x: np.ndarray, y: np.ndarray, tol: Toleran
         # a spike-train readout differs by whole spikes: it is judged by the flip allowance below
         "readout": total_flips <= allowed_flips if spike_readout else readout_err <= tol.readout,
         "loss": loss_err <= tol.loss,
-        "grads": all(g["cosine"] >= tol.grad_cosine and g["norm_rel_err"] <= tol.grad_norm for g in grads.values()),
+        "grads": not missing and all(g["cosine"] >= tol.grad_cosine and g["norm_rel_err"] <= tol.grad_norm
+                                     for g in grads.values()),
     }
     # A handful of flips from arithmetic order is not a semantic difference; everything else must hold.
     agrees = checks["readout"] and checks["loss"] and checks["grads"] and total_flips <= allowed_flips
     return {"agrees": agrees, "checks": checks, "spikes": spikes, "readout_max_rel_err": readout_err,
             "loss_ref": g_ref.loss, "loss": g_other.loss, "loss_rel_err": loss_err, "grads": grads,
-            "min_grad_cosine": min(g["cosine"] for g in grads.values()),
-            "max_grad_norm_rel_err": max(g["norm_rel_err"] for g in grads.values()),
+            "grads_missing": missing,
+            "min_grad_cosine": min((g["cosine"] for g in grads.values()), default=0.0),
+            "max_grad_norm_rel_err": max((g["norm_rel_err"] for g in grads.values()), default=float("inf")),
             "flip_rate": total_flips / max(spikes_ref, 1), "samples_set_aside": int(batch - len(keep))}
 
 
 def compare(case: Case, runner: str, reference: str = "reference", batch: int = 16, seed: int = 0,
-            device: str = "cpu") -> dict[str, Any]:
-    """Run the parity gate for ``runner`` against ``reference`` on ``case``, on ``device``."""
+            device: str = "cpu", other=None, build_reference=None) -> dict[str, Any]:
+    """Run the parity gate for ``runner`` against ``reference`` on ``case``, on ``device``.
+
+    ``other``: the runner, already built for ``case`` (the benchmark worker's own; its weights are the
+    gate's to set). ``build_reference(name, case, device, seed)``: how reference runners are made (default:
+    here, in this process; :mod:`.parity_remote` makes them in a child process)."""
     result: dict[str, Any] = {"runner": runner, "reference": reference, "case": case.id, "batch": batch,
                               "device": device}
+    build = build_reference or _build
     try:
-        other = _build(runner, case, device, seed)
-        ref = _build(reference, case, device, seed)
+        other = other if other is not None else _build(runner, case, device, seed)
+        ref = build(reference, case, device, seed)
     except Skip as exc:
         return {**result, "status": "skipped", "reason": str(exc)}
     declared = other.deviations(case)
@@ -222,37 +234,37 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
     x, y = chosen["x"], chosen["y"]
     result["input"] = {k: chosen[k] for k in ("rate", "gain", "layer_rates")}
     other.set_weights(chosen["weights"])
-    tol = tolerances(case.spec.dtype, _noise_floor(ref, case, reference, chosen, device, seed))
+    tol = tolerances(case.spec.dtype, _noise_floor(ref, case, reference, chosen, device, seed, build))
     result["tolerances"] = vars(tol)
     result.update(agreement(ref, other, case, x, y, tol))
     if result["agrees"]:
         return {**result, "status": "pass", "reason": ""}
     if not declared:
         return {**result, "status": "fail", "reason": "differs from the reference: " + failed_checks(result)}
-    return {**result, **_prove(declared, case, reference, other, chosen, device, seed)}
+    return {**result, **_prove(declared, case, reference, other, chosen, device, seed, build)}
 
 
 def _noise_floor(ref, case: Case, reference: str, chosen: dict[str, Any], device: str,
-                 seed: int) -> dict[str, Any] | None:
+                 seed: int, build=_build) -> dict[str, Any] | None:
     """How far rounding alone moves the reference at a low dtype: the reference at float32 against
     ``ref`` (at ``case``'s dtype) on the chosen weights and input. None at float32."""
     if case.spec.dtype == "float32":
         return None
     exact_case = replace(case, spec=replace(case.spec, dtype="float32"))
-    exact = _build(reference, exact_case, device, seed)
+    exact = build(reference, exact_case, device, seed)
     exact.set_weights(chosen["weights"])
     return agreement(exact, ref, case, chosen["x"], chosen["y"], tolerances(case.spec.dtype))
 
 
 def _prove(declared, case: Case, reference: str, other, chosen: dict[str, Any], device: str,
-           seed: int) -> dict[str, Any]:
+           seed: int, build=_build) -> dict[str, Any]:
     """Status and reason of a declared deviation: the reference configured the same way must match."""
     deviated = case
     for d in declared:
         deviated = d.reference(deviated)
     texts = "; ".join(d.text for d in declared)
     try:
-        ref = _build(reference, deviated, device, seed)
+        ref = build(reference, deviated, device, seed)
     except Skip as exc:
         return {"status": "fail", "reason": f"declared deviations ({texts}) cannot be reproduced: {exc}"}
     ref.set_weights(chosen["weights"])
@@ -261,7 +273,7 @@ def _prove(declared, case: Case, reference: str, other, chosen: dict[str, Any], 
     if why:
         return {"status": "inconclusive", "reason": f"the reference with the declared deviations: {why}"}
     # at a low dtype the deviated network has its own rounding floor (a different reset, say)
-    tol = tolerances(deviated.spec.dtype, _noise_floor(ref, deviated, reference, chosen, device, seed))
+    tol = tolerances(deviated.spec.dtype, _noise_floor(ref, deviated, reference, chosen, device, seed, build))
     proof = agreement(ref, other, deviated, x, y, tol)
     if proof["agrees"]:
         return {"status": "deviates", "reason": texts, "proof": proof}
@@ -279,6 +291,8 @@ def failed_checks(m: dict[str, Any]) -> str:
         parts.append(f"readout err {m['readout_max_rel_err']:.1e}")
     if not m["checks"]["loss"]:
         parts.append(f"loss err {m['loss_rel_err']:.1e}")
+    if m.get("grads_missing"):
+        parts.append(f"gradients not named alike: {', '.join(m['grads_missing'])}")
     if not m["checks"]["grads"]:
         parts.append(f"min grad cosine {m['min_grad_cosine']:.5f}, max grad norm err {m['max_grad_norm_rel_err']:.1e}")
     return ", ".join(parts) or "no check failed"

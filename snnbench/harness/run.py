@@ -129,10 +129,13 @@ def check_batches(jobs: list[tuple[Case, str]], sources: dict[tuple, Any]) -> No
     for each of its dataset's classes (a label past the outputs is a silently wrong loss)."""
     for case, _ in jobs:
         classes = CLASSES.get(case.spec.dataset)
-        if classes and case.network.outputs < classes:
-            raise SnnbenchError(f"case {case.id}: the network has {case.network.outputs} outputs, but "
-                                f"{case.spec.dataset} has {classes} classes (labels 0-{classes - 1}); give its last "
-                                f"weight layer 'out: {classes}' or more")
+        net = case.network
+        if classes and net.classes < classes:
+            scored = (f"{net.outputs} outputs" if net.population == 1 else
+                      f"{net.outputs} outputs, {net.classes} classes of {net.population} (population)")
+            raise SnnbenchError(f"case {case.id}: the network has {scored}, but {case.spec.dataset} has {classes} "
+                                f"classes (labels 0-{classes - 1}); give its last weight layer "
+                                f"'out: {classes * net.population}' or more")
         source = sources.get((case.spec.dataset, case.spec.train_samples, case.spec.test_samples))
         if source is None or not case.spec.epochs:
             continue
@@ -188,6 +191,9 @@ def _job(suite: Suite, case: Case, runner: str, sources: dict[tuple, Any], check
         "data_root": str(Path(source.root).resolve()) if source else None, "synthetic": source.synthetic if source else None,
         "data_note": source.note if source else "random input", "timing": suite.timing,
         "check_parity": check_parity,
+        # the gate in the benchmark's worker, on its runner (no second start and import of the framework, a
+        # compiled runner's graphs compiled once); False: a parity worker of its own first
+        "parity_in_worker": True,
     }
 
 
@@ -217,6 +223,7 @@ def run_suite(
     ``executor`` runs the jobs (default: :class:`.executor.LocalExecutor`, one at a time here).
     """
     executor = executor or LocalExecutor()
+    called = time.monotonic()  # the run's own time: planning, finding the data, the jobs, what lies between
     data_dir = str(Path(data_dir).expanduser().resolve()) if data_dir else None  # a resume works from anywhere
     recorded: dict[str, Any] = {}
     if resume is not None:
@@ -284,8 +291,14 @@ def run_suite(
             run_dir.write_manifest(manifest)
             _ballast(run_dir)
             on_start(run_dir, jobs, "; ".join(notes))
-            executor.run([_job(suite, case, runner, sources, check_parity) for case, runner in jobs],
-                         run_dir, on_event, limit)
+            jobs_started = time.monotonic()
+            try:
+                executor.run([_job(suite, case, runner, sources, check_parity) for case, runner in jobs],
+                             run_dir, on_event, limit)
+            finally:  # (a resumed run adds its own)
+                manifest.setdefault("timeline", []).append(
+                    {"before_jobs_s": round(jobs_started - called, 3),
+                     "jobs_s": round(time.monotonic() - jobs_started, 3)})
             manifest["status"] = "complete"
         except Exception as exc:
             if not is_disk_full(exc):

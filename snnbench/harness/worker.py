@@ -107,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         proto.write(PREFIX + json.dumps(event, default=str) + "\n")
         proto.flush()
 
-    from .execute import execute
+    from .phases import CLOCK
 
+    with CLOCK.phase("start-up"):
+        from .execute import execute
     execute(job, emit)
+    emit({"event": "phases", "phases": CLOCK.seconds})  # where this worker's time went (the parent adds the rest)
     emit({"event": "done"})
     return 0
 

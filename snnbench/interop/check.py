@@ -33,20 +33,27 @@ SAME_ACCURACY = 0.005
 EVAL_BATCH = 128
 
 
-def logits(readout_tbo: np.ndarray, loss: str) -> np.ndarray:
-    """The loss's logits from a time-major readout ``[T, B, O]``."""
+def logits(readout_tbo: np.ndarray, loss: str, population: int = 1) -> np.ndarray:
+    """The loss's logits, the class scores ``[B, O / population]``, from a time-major readout ``[T, B, O]``
+    (the spec's readout score: reduced over time, then pooled over each class's population)."""
     if loss == "last":
-        return readout_tbo[-1]
-    return readout_tbo.max(axis=0) if loss == "max" else readout_tbo.mean(axis=0)
+        reduced = readout_tbo[-1]
+    elif loss == "count":
+        reduced = readout_tbo.sum(axis=0)
+    else:
+        reduced = readout_tbo.max(axis=0) if loss == "max" else readout_tbo.mean(axis=0)
+    pooled = reduced.reshape(*reduced.shape[:-1], -1, population)
+    return pooled.sum(axis=-1) if loss == "count" else pooled.mean(axis=-1)
 
 
-def accuracy(run: Callable[[np.ndarray], np.ndarray], test, loss: str, batch: int = EVAL_BATCH) -> float:
+def accuracy(run: Callable[[np.ndarray], np.ndarray], test, loss: str, batch: int = EVAL_BATCH,
+             population: int = 1) -> float:
     """Test accuracy of a time-major model ``run([T, B, C]) -> [T, B, O]``."""
     correct = 0
     for start in range(0, len(test), batch):
         idx = np.arange(start, min(start + batch, len(test)))
         x = np.ascontiguousarray(np.swapaxes(test.dense(idx), 0, 1))
-        correct += int(np.sum(np.argmax(logits(run(x), loss), axis=-1) == test.labels[idx]))
+        correct += int(np.sum(np.argmax(logits(run(x), loss, population), axis=-1) == test.labels[idx]))
     return correct / len(test)
 
 
@@ -178,14 +185,14 @@ def _failure(exc: BaseException) -> str:
 def _check_read(fw, path: Path, dt: float, case: Case, weights, test, ref_acc: float) -> dict[str, Any]:
     graph = nir_graph.read(path)  # as a user would: the file, read by the nir package
     imported = fw.read(graph, dt)
-    acc = accuracy(imported.run, test, case.spec.loss)
+    acc = accuracy(imported.run, test, case.spec.loss, population=case.network.population)
     row: dict[str, Any] = {"value": acc, "reading": imported.reading,
                            "cause": describe_reading(case.network, imported.reading)}
     if abs(acc - ref_acc) > SAME_ACCURACY and imported.reading:
         deviated = reading_network(case.network, weights, imported.reading)
         if deviated is not None:
             run, _ = reference_model(case, *deviated)
-            row["explained_acc"] = accuracy(run, test, case.spec.loss)
+            row["explained_acc"] = accuracy(run, test, case.spec.loss, population=case.network.population)
     return row
 
 
@@ -199,8 +206,12 @@ def _first_layer_graph(graph):
     nodes = {k: graph.nodes[k] for k in keep}
     size = np.array([int(np.size(getattr(graph.nodes[keep[-1]], "v_threshold", graph.nodes[keep[-1]].tau)))])
     nodes["output"] = nir.Output(output_type={"output": size})
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(keep, keep[1:] + ["output"])), metadata=graph.metadata,
-                        type_check=False)
+    edges = list(zip(keep, keep[1:] + ["output"]))
+    rec = nir_graph.recurrences(graph).get(keep[-1])
+    if isinstance(rec, str):  # a recurrent first layer keeps its cycle
+        nodes[rec] = graph.nodes[rec]
+        edges += [(keep[-1], rec), (rec, keep[-1])]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=graph.metadata, type_check=False)
 
 
 def _probe_first_layer(fw, path: Path, dt: float, case: Case, weights, test) -> dict[str, Any]:
@@ -234,7 +245,7 @@ def _check_write(fw, path: Path, case: Case, weights, test) -> dict[str, Any]:
     network = dataclasses.replace(network, surrogate=case.network.surrogate, time_steps=case.network.time_steps)
     row: dict[str, Any] = {"cause": notes + describe_import(case.network, weights, network, got), "writer_dt": dt}
     run, _ = reference_model(case, network, got)
-    row["value"] = accuracy(run, test, case.spec.loss)
+    row["value"] = accuracy(run, test, case.spec.loss, population=case.network.population)
     return row
 
 
@@ -278,7 +289,7 @@ def nir_check(run_dir: str | Path, case_id: str | None = None, runner: str = "re
         on_row(rec)
 
     ref_run, _ = reference_model(case, *nir_graph.from_nir(nir_graph.read(path))[:2])
-    ref_acc = accuracy(ref_run, test, case.spec.loss)
+    ref_acc = accuracy(ref_run, test, case.spec.loss, population=case.network.population)
     emit({"framework": "snnbench", "direction": "round trip", "status": "ok", "value": ref_acc,
           "reason": "snnbench export -> import, scored by the reference", "extra": {"nir_file": str(path)}})
     for fw in frameworks:

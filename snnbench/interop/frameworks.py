@@ -69,6 +69,14 @@ def _torch_linear(cls, i: int, n_in: int, layer, weights: dict[str, np.ndarray],
     return m
 
 
+def _no_recurrence(network: NetworkSpec, framework: str) -> None:
+    """Refuse a recurrent network where no recurrent idiom is written here for the framework's writer
+    (building its feed-forward neuron instead would silently drop the recurrence)."""
+    rec = [i for i, layer in enumerate(network.layers) if layer.recurrent]
+    if rec:
+        raise NotImplementedError(f"no {framework} idiom written here for a recurrent layer (layer {rec[0]})")
+
+
 def _mean(value) -> float:
     return float(np.mean(np.asarray(value.detach() if hasattr(value, "detach") else value, np.float64)))
 
@@ -111,6 +119,12 @@ def _snntorch_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: fl
     for i, (layer, shape_in) in enumerate(zip(network.layers, network.input_shapes())):
         if layer.type == "linear":
             m = _torch_linear(torch.nn.Linear, i, shape_in[0], layer, weights)
+        elif layer.type == "lif" and layer.recurrent:  # RLeaky, all-to-all: its nn.Linear(n, n) holds V, bias 0
+            m = snn.RLeaky(beta=layer.beta, threshold=layer.threshold, reset_mechanism=layer.reset, init_hidden=True,
+                           all_to_all=True, linear_features=shape_in[0])
+            with torch.no_grad():
+                m.recurrent.weight.copy_(torch.from_numpy(weights[f"layers.{i}.recurrent"]))
+                m.recurrent.bias.zero_()
         elif layer.type == "lif":
             m = snn.Leaky(beta=layer.beta, threshold=layer.threshold, reset_mechanism=layer.reset, init_hidden=True)
         elif layer.type == "li":
@@ -146,6 +160,7 @@ def _norse_read(graph, dt: float) -> Imported:
 
 
 def _norse_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: float) -> tuple[Any, float]:
+    _no_recurrence(network, "Norse")
     import torch
 
     norse = guarded_import("norse.torch")
@@ -196,6 +211,7 @@ def _first_input(graph) -> str:
 
 
 def _spyx_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: float) -> tuple[Any, float]:
+    _no_recurrence(network, "Spyx")
     import jax.numpy as jnp
     from flax import nnx
 
@@ -261,6 +277,7 @@ def _first(out):
 
 
 def _sinabs_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: float) -> tuple[Any, float]:
+    _no_recurrence(network, "Sinabs")
     import torch
 
     sl = guarded_import("sinabs.layers")
@@ -290,6 +307,7 @@ def _rockpool_read(graph, dt: float) -> Imported:
 
 
 def _rockpool_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: float) -> tuple[Any, float]:
+    _no_recurrence(network, "Rockpool")
     import torch
 
     modules = guarded_import("rockpool.nn.modules")
@@ -330,6 +348,7 @@ def _spikingjelly_read(graph, dt: float) -> Imported:
 
 
 def _spikingjelly_write(network: NetworkSpec, weights: dict[str, np.ndarray], dt: float) -> tuple[Any, float]:
+    _no_recurrence(network, "SpikingJelly")
     import torch
 
     layer_mod = guarded_import("spikingjelly.activation_based.layer")

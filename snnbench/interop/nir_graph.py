@@ -14,6 +14,13 @@ given; NIR's neurons are continuous-time ODEs, snnbench's are their forward-Eule
 * ``cuba_lif`` <-> ``CubaLIF(tau_syn = dt / (1 - alpha), tau_mem = dt / (1 - beta), r = tau_mem / dt,
   w_in = tau_syn / dt, v_leak 0, v_threshold, v_reset 0)``.
 * ``li`` <-> ``LI(tau = dt / (1 - beta), r = tau / dt, v_leak 0)``.
+* ``recurrent: true`` <-> a cycle: the neuron node ``layers.{i}`` feeds ``layers.{i}.recurrent``, a
+  ``Linear(weight V [n, n])``, whose output feeds ``layers.{i}`` back (edges ``layers.{i} -> layers.{i}.recurrent``
+  and ``layers.{i}.recurrent -> layers.{i}``): NIR's way of writing a recurrent layer, which a discrete-time
+  reader runs with the recurrent input one step late (``V s_{t-1}``). Read back from that cycle, and from
+  the nested form snnTorch's exporter writes (a ``NIRGraph`` node holding ``input -> lif``, ``lif -> w_rec``,
+  ``w_rec -> lif``, ``lif -> output``); an ``Affine`` recurrence with a non-zero bias is refused (the spec's
+  has none).
 * Reset: a NIR neuron resets *to* ``v_reset`` (``zero`` here). NIR has no subtractive reset, so a
   ``subtract`` / ``subtract_decayed`` layer is written with NIR's fields and its real reset in the node's
   metadata (``snnbench``): snnbench's reader restores it; a reader that follows NIR alone runs a zero reset.
@@ -73,14 +80,22 @@ def to_nir(network: NetworkSpec, weights: dict[str, np.ndarray], dt: float, meta
         facts = {"layer": i, "bias": layer.bias} if layer.is_weight else {"layer": i}
         if layer.spiking:
             facts.update(reset=layer.reset, detach_reset=layer.detach_reset, spike_from=layer.spike_from)
+        if layer.recurrent:
+            facts["recurrent"] = True
         node.metadata = {META: json.dumps(facts)}
         nodes[f"layers.{i}"] = node
         order.append(f"layers.{i}")
     nodes["output"] = nir.Output(output_type={"output": np.array(network.shapes()[-1])})
     order.append("output")
+    edges = list(zip(order[:-1], order[1:]))
+    for i, layer in enumerate(network.layers):
+        if layer.recurrent:  # the cycle: the layer's spikes back into its own input through V
+            rec = f"layers.{i}.recurrent"
+            nodes[rec] = nir.Linear(weight=np.asarray(weights[rec], np.float32))
+            nodes[rec].metadata = {META: json.dumps({"layer": i, "recurrent": True})}
+            edges += [(f"layers.{i}", rec), (rec, f"layers.{i}")]
     meta = {"dt": dt, "network": dataclasses.asdict(network), **(metadata or {})}
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])),
-                        metadata={META: json.dumps(meta)}, type_check=False)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: json.dumps(meta)}, type_check=False)
 
 
 def _layer_to_node(nir, i: int, layer: LayerSpec, shape_in, shape_out, weights, dt: float):
@@ -161,8 +176,64 @@ def write(path: str | Path, graph) -> None:
     _import_nir().write(str(path), graph)
 
 
+SPIKING_NODES = ("LIF", "CubaLIF", "IF")
+
+
+def _nested_recurrence(name: str, sub) -> tuple[Any, Any] | None:
+    """``(neuron node, recurrent weight node)`` of a nested ``NIRGraph`` that is one recurrent layer, as
+    snnTorch's exporter writes it (``input -> N``, ``N -> W``, ``W -> N``, ``N -> output``); None otherwise."""
+    kinds = {k: type(v).__name__ for k, v in sub.nodes.items()}
+    neurons = [k for k, t in kinds.items() if t in SPIKING_NODES]
+    dense = [k for k, t in kinds.items() if t in ("Linear", "Affine")]
+    if len(neurons) != 1 or len(dense) != 1 or len(kinds) != 4:
+        return None
+    n, w = neurons[0], dense[0]
+    if not {(n, w), (w, n)} <= set(map(tuple, sub.edges)):
+        return None
+    return sub.nodes[n], sub.nodes[w]
+
+
+def recurrences(graph) -> dict[str, Any]:
+    """Neuron node name -> its recurrent weight node, for every recurrent layer of the graph: a ``Linear`` /
+    ``Affine`` node whose only input and only output is one spiking node (the cycle), or a nested ``NIRGraph``
+    node holding such a cycle (then keyed by the nested graph's name)."""
+    nodes, edges = graph.nodes, [tuple(e) for e in graph.edges]
+    found: dict[str, Any] = {}
+    for name, node in nodes.items():
+        kind = type(node).__name__
+        if kind == "NIRGraph" and (pair := _nested_recurrence(name, node)) is not None:
+            found[name] = pair[1]
+        if kind not in ("Linear", "Affine"):
+            continue
+        ins, outs = [a for a, b in edges if b == name], [b for a, b in edges if a == name]
+        if len(ins) == 1 and ins == outs and type(nodes.get(ins[0])).__name__ in SPIKING_NODES:
+            found[ins[0]] = name
+    return found
+
+
+def _without_recurrence(graph):
+    """The graph as a chain: each recurrent weight node and its two cycle edges left out, a nested recurrent
+    layer replaced by its neuron node (the weights are read by :func:`recurrences`)."""
+    import copy
+
+    rec = recurrences(graph)
+    cycle_nodes = {w for w in rec.values() if isinstance(w, str)}
+    nodes = {}
+    for name, node in graph.nodes.items():
+        if name in cycle_nodes:
+            continue
+        pair = _nested_recurrence(name, node) if type(node).__name__ == "NIRGraph" else None
+        nodes[name] = pair[0] if pair else node
+    edges = [e for e in graph.edges if e[0] not in cycle_nodes and e[1] not in cycle_nodes]
+    flat = copy.copy(graph)
+    flat.nodes, flat.edges = nodes, edges
+    return flat
+
+
 def chain(graph) -> list[str]:
-    """The graph's nodes in order from its Input to its Output; a graph that is not one chain is refused."""
+    """The graph's nodes in order from its Input to its Output; a graph that is not one chain is refused
+    (recurrent layers, :func:`recurrences`, are read as their neuron node)."""
+    graph = _without_recurrence(graph)
     nodes, edges = graph.nodes, list(graph.edges)
     for a, b in edges:
         for end in (a, b):
@@ -185,7 +256,7 @@ def chain(graph) -> list[str]:
         nxt = successors.get(order[-1], [])
         if len(nxt) != 1 or nxt[0] in seen:
             raise SnnbenchError(f"NIR node {order[-1]!r} has {len(nxt)} successors (or a cycle): snnbench reads "
-                                "feed-forward chains only")
+                                "chains only (a recurrent layer's own cycle through one Linear aside)")
         order.append(nxt[0])
         seen.add(nxt[0])
     if len(order) != len(nodes):
@@ -217,13 +288,21 @@ def from_nir(graph, dt: float | None = None, fold_input_scale: bool = False
         raise SnnbenchError("the NIR graph does not say its time step: pass --dt SECONDS")
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or not dt > 0:
         raise SnnbenchError(f"the NIR graph's time step {dt!r} is not a finite number of seconds > 0: pass --dt SECONDS")
+    rec = recurrences(graph)
+    flat = _without_recurrence(graph)
     for name in order:
-        check_finite(name, graph.nodes[name])
-    shape = tuple(int(v) for v in np.reshape(list(graph.nodes[order[0]].input_type.values())[0], -1))
+        check_finite(name, flat.nodes[name])
+    shape = tuple(int(v) for v in np.reshape(list(flat.nodes[order[0]].input_type.values())[0], -1))
     layers: list[dict[str, Any]] = []
     weights: dict[str, np.ndarray] = {}
     for name in order[1:-1]:
-        layer, w = _node_to_layer(name, graph.nodes[name], len(layers), float(dt), fold_input_scale)
+        layer, w = _node_to_layer(name, flat.nodes[name], len(layers), float(dt), fold_input_scale)
+        if name in rec:
+            w_node = graph.nodes[rec[name]] if isinstance(rec[name], str) else rec[name]
+            layer["recurrent"] = True
+            w[f"layers.{len(layers)}.recurrent"] = _recurrent_weight(name, w_node)
+            if layer.get("_input_scale", 1.0) != 1.0:  # the node scales its recurrent input too
+                w[f"layers.{len(layers)}.recurrent"] *= np.float32(layer["_input_scale"])
         scale = layer.pop("_input_scale", 1.0)
         if scale != 1.0:
             j = max(k for k, la in enumerate(layers) if la["type"] in ("linear", "conv2d"))
@@ -242,6 +321,15 @@ def from_nir(graph, dt: float | None = None, fold_input_scale: bool = False
     except ValueError as exc:
         raise SnnbenchError(f"the NIR graph's parameters do not make a snnbench network: {exc}") from None
     return network, weights, float(dt)
+
+
+def _recurrent_weight(name: str, node) -> np.ndarray:
+    """A recurrence's ``V [n, n]`` from its ``Linear`` / ``Affine`` node (a bias other than 0 is refused)."""
+    check_finite(f"{name} (recurrent weight)", node)
+    bias = getattr(node, "bias", None)
+    if bias is not None and np.any(np.asarray(bias) != 0):
+        raise SnnbenchError(f"NIR node {name!r}: its recurrent Affine has a bias; snnbench's recurrence has none")
+    return np.asarray(node.weight, np.float32)
 
 
 def check_finite(name: str, node) -> None:
@@ -283,7 +371,8 @@ def _network(layers: list[dict[str, Any]], shape: tuple[int, ...], meta: dict[st
     image = len(shape) == 3
     return NetworkSpec(inputs=int(np.prod(shape)), layers=tuple(specs),
                        surrogate=base.surrogate if base else SurrogateSpec(),
-                       time_steps=base.time_steps if base else 0, input_shape=tuple(shape) if image else ())
+                       time_steps=base.time_steps if base else 0, input_shape=tuple(shape) if image else (),
+                       population=base.population if base else 1)  # the readout's score: snnbench's metadata
 
 
 def _flat_size(network: NetworkSpec, i: int) -> tuple[int]:

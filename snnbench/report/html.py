@@ -21,7 +21,9 @@ from .envtable import environment_table
 from .flags import by_runner, case_flags
 from .fmt import e, num as _num, parity_text, plain
 from .load import Run, flat_records, summary_rows
+from .population import population_markdown, population_section
 from .versions import versions_section
+from .timespent import time_section
 from .sections import (data_parallel_section, efficiency_section, extrapolation_section, memory_table, nir_records,
                        nir_section, parity_section, plot, precision_section, problems, scaling_section)
 from ..results.summary import engineering, precision_rows
@@ -244,7 +246,8 @@ def details_section(run: Run, rows: list[dict[str, Any]], target: float, anchor:
     curves = [plot(plots.accuracy_vs_time(rows, case, target), f"accuracy vs time {case}") for case in cases]
     parts = [f'<section id="{anchor}"><h2>{e(suite_title(run))}: all figures <span class="muted">{e(run.name)}'
              "</span></h2>", notice(run, base), summary_table(rows, target, base), versions_section(rows, anchor),
-             *curves, memory_table(rows),
+             population_section(rows, target, anchor),
+             *curves, memory_table(rows), time_section(run, anchor),
              scaling_section(run), data_parallel_section(run, rows), precision_section(rows),
              efficiency_section(rows), nir_section(run), extrapolation_section(run), "</section>"]
     return "".join(p for p in parts if p)
@@ -328,6 +331,7 @@ def markdown(runs: list[Run], target_acc: float = 0.8) -> str:
         lines += precision_markdown(summary_rows(run.records, target_acc, run.name))
         lines += efficiency_markdown(summary_rows(run.records, target_acc, run.name))
         lines += nir_markdown(run)
+        lines += population_markdown(summary_rows(run.records, target_acc, run.name), target_acc, md)
     return "\n".join(lines)
 
 

@@ -152,10 +152,20 @@ class Runner(abc.ABC):
     resets: ClassVar[frozenset[str]] = frozenset({"subtract", "zero", "none"})
     #: why trainable per-neuron decays (``learn_beta``) cannot be expressed; "" where they can
     learn_beta_refusal: ClassVar[str] = ""
+    #: neuron types on which this runner expresses ``recurrent: true`` (in the framework's own recurrent
+    #: neuron); empty: recurrent layers are skipped with :attr:`recurrent_refusal`
+    recurrent_types: ClassVar[frozenset[str]] = frozenset()
+    #: why recurrent layers cannot be expressed (e.g. the framework has no recurrent neuron); "" says
+    #: only that they are not implemented for this runner
+    recurrent_refusal: ClassVar[str] = ""
     #: compute dtypes (the spec's ``dtype``, defined in :data:`snnbench.spec.PRECISION`) this runner implements
     dtypes: ClassVar[frozenset[str]] = frozenset({"float32"})
     #: why the other dtypes are refused; "" says only that they are not implemented
     dtype_refusal: ClassVar[str] = ""
+    #: the loss and the class score come from snnbench's shared scoring (``logits_from_readout`` of
+    #: :mod:`.torch_common` / :mod:`.reference.model`), which expresses a population-coded readout and
+    #: ``loss: count``; a runner that forms its own loss leaves this False and such cases are skipped
+    shared_scoring: ClassVar[bool] = False
 
     # ------------------------------------------------- what the rest of snnbench derives from the registry
     #: distributions whose versions a run's environment records for this runner
@@ -169,6 +179,9 @@ class Runner(abc.ABC):
     #: the framework's own idiomatic training loop for the comparison with this adapter, a module run
     #: as ``python -m MODULE [--compile]`` (tests/benchmarks/idiomatic/); "" for none
     idiomatic: ClassVar[str] = ""
+    #: the same for the recurrent network (``shd-rec-h128``): the framework's own recurrent training loop
+    #: against this adapter, ``python -m MODULE [--compile]``; "" for none
+    idiomatic_recurrent: ClassVar[str] = ""
     #: how close the adapter and its idiomatic loop must agree on one batch: (loss, weight gradients),
     #: relative; rounding only, unless the framework's own network folds a scale into its weights
     idiomatic_tolerance: ClassVar[tuple[float, float]] = (1e-6, 1e-5)
@@ -205,6 +218,11 @@ class Runner(abc.ABC):
         """Whether the runner can express ``case`` exactly (or with a declared deviation)."""
         if case.spec.dtype not in self.dtypes:
             return Support.no(f"dtype {case.spec.dtype}: {self.dtype_refusal or f'not implemented for {self.name}'}")
+        if (case.network.population > 1 or case.spec.loss == "count") and not self.shared_scoring:
+            what = (f"a population-coded readout ({case.network.population} neurons per class)"
+                    if case.network.population > 1 else "loss: count (a spike-count score)")
+            return Support.no(f"{what} is scored by snnbench's shared loss (runners/torch_common.py, "
+                              f"runners/jax_common.py); {self.name} forms its own loss and does not implement it")
         for i, layer in enumerate(case.network.layers):
             if layer.is_neuron and layer.type not in self.neuron_types:
                 return Support.no(f"layer {i}: {layer.type} neurons are not implemented for {self.name}")
@@ -214,6 +232,9 @@ class Runner(abc.ABC):
                 return Support.no(f"layer {i}: reset {layer.reset} is not implemented for {self.name}")
             if layer.is_neuron and layer.learn_beta and self.learn_beta_refusal:
                 return Support.no(f"layer {i}: {self.learn_beta_refusal}")
+            if layer.recurrent and layer.type not in self.recurrent_types:
+                why = self.recurrent_refusal or f"recurrent {layer.type} layers are not implemented for {self.name}"
+                return Support.no(f"layer {i}: {why}")
         return Support.yes()
 
     # ------------------------------------------------------------------------------ life cycle

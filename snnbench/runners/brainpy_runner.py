@@ -16,6 +16,12 @@ Spec mapping (``dt = 1``, no physical units):
   ``beta V + I``. Its soft reset subtracts ``V_th - V_reset`` before the decay:
   ``V_reset = threshold (1 - 1 / beta)`` gives the spec's ``subtract`` exactly, ``V_reset = 0`` its
   ``subtract_decayed`` (see :func:`.nets.brainpy_net.lif_constants`).
+* ``recurrent: true`` (``lif``) -> BrainPy has no recurrent neuron class; recurrence is a projection
+  from a population onto itself, its own idiom: ``brainpy.state.CurrentProj`` (``comm`` a bias-free
+  ``brainstate.nn.Linear(n, n)``, ``out`` ``CUBA(scale=1)``) driven by the LIF's ``get_spike()`` each
+  step before the LIF steps (:class:`.nets.brainpy_net.RecurrentLIF`): the current
+  ``s_{t-1} @ V.T`` joins ``I_t`` in the LIF's own update, exactly the spec's recurrent term;
+  canonical ``layers.{i}.recurrent`` = the projection's weight transposed (``[from, to]``).
 * ``li`` readout -> ``brainpy.state.Expon(tau = -dt / ln(beta))``: ``g <- beta g + x``, the canonical
   leaky integrator (BrainPy's training tutorial reads out through an exponential synapse too).
 * surrogate: BrainPy's spike function sees ``(V - V_th) / (V_th - V_reset)``; a
@@ -52,6 +58,8 @@ class BrainPyRunner(JaxRunnerBase):
     neuron_types = frozenset({"lif", "li"})
     resets = frozenset({"subtract", "subtract_decayed"})
     learn_beta_refusal = "trainable decays are not mapped to BrainPy"
+    recurrent_types = frozenset({"lif"})  # brainpy.state.LIF + a CurrentProj of its own spikes
+    idiomatic_recurrent = "tests.benchmarks.idiomatic.brainpy_rec"
     dtype_refusal = ("measured (tests/test_precision.py): with its parameters and input cast to the low dtype, "
                      "BrainPy's neurons still compute in float32 (their state variables are float32; the spikes come "
                      "out float32), so it would not be mixed precision")

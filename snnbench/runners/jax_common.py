@@ -237,6 +237,8 @@ class JaxRunnerBase(Runner):
 
     framework = "jax"
     packages = ("jax", "jaxlib", "optax", "jmp")
+    #: the loss goes through the shared ``logits_from_readout``: population codes and ``loss: count`` included
+    shared_scoring = True
     #: packages that must import, and the extra that installs them
     requires: tuple[str, ...] = ("jax", "optax", "jmp")
     extra = "jax"
@@ -353,11 +355,11 @@ class JaxRunnerBase(Runner):
         self.unroll = self._unroll or self.default_unroll(self.device.platform)
         self.policy = precision_policy(case.spec.dtype)
         self._build_model(case, seed)
-        mode, run = case.spec.loss, self._mixed_apply
+        mode, run, population = case.spec.loss, self._mixed_apply, case.network.population
 
         def loss_fn(params, x, y):
             # the readout's time mean and the loss in float32, whatever the compute dtype
-            logits = logits_from_readout(run(params, x).readout.astype(jax.numpy.float32), mode)
+            logits = logits_from_readout(run(params, x).readout.astype(jax.numpy.float32), mode, population)
             return cross_entropy(logits, y), (jax.numpy.argmax(logits, -1) == y).sum()
 
         self.loss_fn = loss_fn
@@ -565,11 +567,13 @@ class JaxRunnerBase(Runner):
         from .reference.model import logits_from_readout
 
         run, mode, shard = self._mixed_apply, self.case.spec.loss, self.placement.shard_batch
+        population = self.case.network.population
 
         def evaluate(params, packed, labels, mask):
             def step(totals, batch):
                 p, y, m = (shard(a) for a in batch)
-                logits = logits_from_readout(run(params, unpack_time_major(p)).readout.astype(jnp.float32), mode)
+                readout = run(params, unpack_time_major(p)).readout.astype(jnp.float32)
+                logits = logits_from_readout(readout, mode, population)
                 logp = jax.nn.log_softmax(logits, axis=-1)
                 nll = -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
                 correct = (jnp.argmax(logits, -1) == y) & m

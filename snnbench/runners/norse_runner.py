@@ -32,15 +32,29 @@ deviation (gradients differ; forward is identical).
 (:class:`.torch_common.CompiledTorch`); the explicit initial state (see :class:`.nets.norse_net.OverTime`)
 keeps it one graph per mode.
 
-Not expressed (skipped): ``if`` (beta = 1 makes the input scale infinite), ``cuba_lif``,
-``learn_beta`` (Norse keeps ``tau_mem_inv`` in its parameter tuple). bfloat16 and float16 run under
+Recurrent layers (``recurrent: true``, ``lif`` and ``cuba_lif``): Norse's ``LIFRecurrentCell`` owns its
+input and recurrent weights, so the preceding ``linear`` (which must have no bias: the cell has none)
+is folded into it (:class:`.nets.norse_net.RecurrentLIF`): ``layers.{i-1}.weight`` and
+``layers.{i}.recurrent`` are the cell's ``input_weights`` and ``recurrent_weights``, held canonical and
+handed to the cell times ``1 / (1 - beta)`` (the input scale above). ``autapses=True`` (Norse's default,
+False, zeroes V's diagonal and its gradient). The cell is current-based: ``tau_syn_inv = 1 - alpha``
+for a ``cuba_lif``, ``1`` for a ``lif`` (the synaptic current then holds nothing over). Its reset is
+fixed: ``v`` set to ``v_reset = 0`` in the step that spikes, ``z`` detached, which is the spec's zero
+reset (detached) exactly; on a ``subtract`` / ``subtract_decayed`` recurrent layer that is a declared
+deviation (proven by the reference with ``reset: zero``), and ``detach_reset: false`` runs detached
+(declared). ``reset: none`` is skipped. The recurrent spike ``z`` keeps its gradient.
+
+Not expressed (skipped): ``if`` (beta = 1 makes the input scale infinite), ``cuba_lif`` other than
+recurrent, ``learn_beta`` (Norse keeps ``tau_mem_inv`` in its parameter tuple). bfloat16 and float16 run under
 autocast (its neurons follow the low dtype).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..spec import RESETS, Case, with_surrogate
-from .base import Deviation, RunnerInfo
+from .base import Deviation, RunnerInfo, Support
 from .torch_common import CompiledTorch, TorchRunnerBase
 
 
@@ -60,11 +74,42 @@ class NorseRunner(TorchRunnerBase):
     packages = ("torch", "norse", "nir", "nirtorch")
     colour = "#1f77b4"
     idiomatic = "tests.benchmarks.idiomatic.norse_shd"
+    idiomatic_recurrent = "tests.benchmarks.idiomatic.norse_rec_shd"
     nir = "snnbench.interop.frameworks:NORSE"
-    # if (beta = 1 makes the input scale infinite) and cuba_lif are not mapped
-    neuron_types = frozenset({"lif", "li"})
+    # if (beta = 1 makes the input scale infinite) is not mapped; cuba_lif only as a recurrent layer
+    # (LIFRecurrentCell is current-based)
+    neuron_types = frozenset({"lif", "li", "cuba_lif"})
     resets = frozenset(RESETS)
     learn_beta_refusal = "trainable decay is not mapped to Norse"
+    recurrent_types = frozenset({"lif", "cuba_lif"})  # LIFRecurrentCell(autapses=True), the linear folded in
+
+    def supports(self, case: Case) -> Support:
+        layers = case.network.layers
+        for i, layer in enumerate(layers):
+            if layer.type == "cuba_lif" and not layer.recurrent:
+                return Support.no(f"layer {i}: cuba_lif neurons are not implemented for norse (only as a "
+                                  "recurrent layer, LIFRecurrentCell)")
+            if not layer.recurrent:
+                continue
+            if layer.reset == "none":
+                return Support.no(f"layer {i}: Norse's LIFRecurrentCell always resets (to v_reset); spec: reset none")
+            before = layers[i - 1]
+            if before.type != "linear":
+                return Support.no(f"layer {i}: Norse's LIFRecurrentCell owns its input weights, so a recurrent "
+                                  f"layer must follow a linear layer (here: {before.type})")
+            if before.bias:
+                return Support.no(f"layer {i}: Norse's LIFRecurrentCell owns its input weights and has no bias "
+                                  f"(layer {i - 1} has bias: true)")
+        return super().supports(case)
+
+    def param_names(self) -> dict[str, str]:
+        names = super().param_names()
+        cell = "layers.{}.cell.parametrizations.{}.original"  # the canonical weights, scaled by the Scale
+        for i, layer in enumerate(self.case.network.layers):
+            if layer.recurrent:
+                names[f"layers.{i - 1}.weight"] = cell.format(i, "input_weights")
+                names[f"layers.{i}.recurrent"] = cell.format(i, "recurrent_weights")
+        return names
 
 
     def make_model(self, case: Case):
@@ -73,11 +118,19 @@ class NorseRunner(TorchRunnerBase):
         return NorseNet(case.network)
 
     def deviations(self, case: Case) -> list[Deviation]:
-        s = case.network.surrogate
+        s, found = case.network.surrogate, []
         if not norse_method(s.name, s.slope)[2]:
-            return [Deviation(f"surrogate {s.name}(slope {s.slope:g}) has no Norse equivalent: "
-                              "SuperSpike 1/(1+|x|)^2 used", _superspike)]
-        return []
+            found.append(Deviation(f"surrogate {s.name}(slope {s.slope:g}) has no Norse equivalent: "
+                                   "SuperSpike 1/(1+|x|)^2 used", _superspike))
+        rec = [layer for layer in case.network.layers if layer.recurrent]
+        if any(layer.reset in ("subtract", "subtract_decayed") for layer in rec):
+            found.append(Deviation("recurrent layer resets to zero: Norse's LIFRecurrentCell sets v to v_reset "
+                                   f"after a spike (spec: {', '.join(sorted({layer.reset for layer in rec}))})",
+                                   _recurrent_zero_reset))
+        if any(not layer.detach_reset for layer in rec):
+            found.append(Deviation("recurrent layer's reset always detached (Norse's LIFRecurrentCell; spec: "
+                                   "detach_reset false)", _recurrent_reset_detached))
+        return found
 
     def info(self) -> RunnerInfo:
         import norse
@@ -88,8 +141,11 @@ class NorseRunner(TorchRunnerBase):
             from importlib import metadata
 
             version = metadata.version("norse")
+        rec = any(layer.recurrent for layer in self.case.network.layers)
         return RunnerInfo(framework="norse", version=version,
-                          mode="eager; nn.Linear over [T,B,C] + LIFBoxCell stepped over x.unbind(0)",
+                          mode="eager; nn.Linear over [T,B,C] + LIFBoxCell stepped over x.unbind(0)"
+                               + ("; recurrent layers: LIFRecurrentCell (its linear folded in) stepped over x.unbind(0)"
+                                  if rec else ""),
                           extra={"torch": torch.__version__, "threads": torch.get_num_threads(), **self.precision,
                                  "deviations": [d.text for d in self.deviations(self.case)]})
 
@@ -101,6 +157,19 @@ class NorseCompileRunner(CompiledTorch, NorseRunner):
     eager_twin = "norse"
     mode = ("torch.compile(fullgraph=True, dynamic=False), inductor, of nn.Linear over [T,B,C] + LIFBoxCell "
             "stepped over x.unbind(0): one graph for the training step, one for evaluation")
+
+
+def _on_recurrent_layers(case: Case, **fields) -> Case:
+    layers = tuple(dataclasses.replace(layer, **fields) if layer.recurrent else layer for layer in case.network.layers)
+    return dataclasses.replace(case, network=dataclasses.replace(case.network, layers=layers))
+
+
+def _recurrent_zero_reset(case: Case) -> Case:
+    return _on_recurrent_layers(case, reset="zero")
+
+
+def _recurrent_reset_detached(case: Case) -> Case:
+    return _on_recurrent_layers(case, detach_reset=True)
 
 
 def _superspike(case: Case) -> Case:

@@ -16,6 +16,12 @@ Spec mapping (``dt`` = 1 ms, Rockpool's default; only the decays ``exp(-dt / tau
   constant (``a_s = 1e-12``, fed ``x / a_s``): the carried current is 1e-12 of the last step's.
   ``if`` -> ``tau_mem = inf``. The neuron ``bias`` (zero), time constants and threshold are
   Rockpool parameters; they are constants here (only the linear weights are trained).
+* ``recurrent: true`` (``lif``, ``if``, ``cuba_lif``) -> ``LIFJax(has_rec=True)``, Rockpool's recurrent
+  JAX LIF: the fed-back ``s_{t-1} @ w_rec`` joins the input in the synaptic current before its decay
+  (the spec's place for ``cuba_lif``; for ``lif`` / ``if`` the vanishing synapse passes it on), so
+  ``w_rec [from, to]`` gets the canonical ``V.T`` scaled by ``1 / a_s`` in the traced program, like
+  the input (:mod:`.nets.rockpool_jax_net`). No bias, diagonal free, fed-back spike not detached
+  (its gradient is step_pwl's, the surrogate deviation below).
 * ``li`` readout -> ``ExpSynJax(tau)`` fed ``x / beta`` (it computes ``y <- beta (y + x)``).
 * spike: ``v >= threshold`` (the spec: ``>``; only exact ties differ), one spike per step
   (``max_spikes_per_dt = 1``; Rockpool's default emits ``floor(v / th)``).
@@ -61,6 +67,8 @@ class RockpoolJaxRunner(JaxRunnerBase):
     neuron_types = frozenset({"lif", "if", "cuba_lif", "li"})
     resets = frozenset({"subtract", "subtract_decayed"})
     learn_beta_refusal = "trainable decays are not mapped to Rockpool"
+    recurrent_types = frozenset({"lif", "if", "cuba_lif"})  # LIFJax(has_rec=True)
+    idiomatic_recurrent = "tests.benchmarks.idiomatic.rockpool_jax_rec"
     dtype_refusal = ("measured (tests/test_precision.py): with its parameters and input cast to the low dtype, "
                      "Rockpool's JAX modules still compute in float32 (their time constants and state are float32; "
                      "the spikes come out float32), so it would not be mixed precision")

@@ -22,6 +22,16 @@ Spec mapping:
   the next step, not ``threshold``) nor a detached reset: such cases run as Rockpool computes them,
   a declared deviation that the parity gate proves against the reference configured that way.
 
+* ``recurrent: true`` (``lif``, ``if``) -> Rockpool's recurrent ``LIFTorch(has_rec=True)`` (the only
+  Rockpool torch LIF with recurrent weights; ``LIFNeuronTorch`` has none). Its recurrent input enters
+  the synaptic current, ``i <- b (i + x + s_{t-1} @ w_rec)``, which it decays before the membrane; the
+  synapse-free canonical layer is its ``b -> 0`` limit, taken as ``b = 2^-32`` with the threshold
+  scaled by the same power of two (membrane ``2^-32 v``, spikes and gradients the canonical ones, the
+  synaptic carry-over ``2^-32`` of a step's current: below float32 resolution; proof in
+  :func:`.nets.rockpool_net.recurrent_lif`). ``w_rec [from, to]`` = canonical ``layers.{i}.recurrent``
+  transposed (no bias, diagonal free, fed-back spike not detached). The reset deviations below apply
+  unchanged: the recurrent term is added before Rockpool's ``subtract_decayed`` rule, as the spec adds it.
+
 Not expressed (skipped): ``reset: zero`` and ``none``, ``cuba_lif``, ``learn_beta``, convolutions
 (Rockpool's torch modules are dense), ``spike_from: previous``, dtypes other than float32.
 """
@@ -45,6 +55,8 @@ class RockpoolRunner(TorchRunnerBase):
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed"})
     learn_beta_refusal = "trainable decays are not mapped to Rockpool"
+    recurrent_types = frozenset({"lif", "if"})  # LIFTorch(has_rec=True)
+    idiomatic_recurrent = "tests.benchmarks.idiomatic.rockpool_rec"
     dtypes = frozenset({"float32"})  # measured: tests/test_precision.py
     dtype_refusal = ("under torch.autocast Rockpool's LIFTorch computes in float32 (its time constants, threshold "
                      "and state are float32; the spikes come out float32), so it would not be mixed precision")
@@ -66,6 +78,20 @@ class RockpoolRunner(TorchRunnerBase):
         from .nets.rockpool_net import RockpoolNet
 
         return RockpoolNet(case.network)
+
+    def param_names(self) -> dict[str, str]:
+        names = super().param_names()
+        for i, layer in enumerate(self.case.network.layers):
+            if layer.recurrent:
+                names[f"layers.{i}.recurrent"] = f"layers.{i}.w_rec"
+        return names
+
+    def _canonical(self, name: str, tensor):
+        """``w_rec`` is ``[from, to]``: the canonical ``V [to, from]`` is its transpose."""
+        return super()._canonical(name, tensor.T if name.endswith(".recurrent") else tensor)
+
+    def set_weights(self, weights) -> None:
+        super().set_weights({k: v.T if k.endswith(".recurrent") else v for k, v in weights.items()})
 
     def deviations(self, case: Case) -> list[Deviation]:
         return rockpool_deviations(case)

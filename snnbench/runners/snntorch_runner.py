@@ -17,6 +17,17 @@ Spec mapping:
   convolution).
 * ``conv2d`` -> ``nn.Conv2d``, ``maxpool`` -> ``nn.MaxPool2d``, ``flatten`` -> ``nn.Flatten``, each
   applied per time step to ``[B, C, H, W]`` as in snnTorch's convolutional tutorials.
+* ``recurrent: true`` -> ``snn.RLeaky`` (``lif``, ``if``) / ``snn.RSynaptic`` (``cuba_lif``) with
+  ``all_to_all=True, linear_features=n``: the recurrence is an ``nn.Linear(n, n)`` applied to the
+  previous step's spikes, its ``weight`` the canonical ``V`` (``layers.{i}.recurrent`` <->
+  ``layers.{i}.recurrent.weight``, both ``[out, in]``). snnTorch gives that linear a bias; the spec's
+  recurrence has none, so the bias is zeroed and frozen. Read in snnTorch 1.0's source: the membrane is
+  ``beta * mem + input + recurrent(spk) - reset * threshold`` (``RSynaptic``: the recurrent term in the
+  synaptic current), the reset is ``H(mem_{t-1} - threshold)`` detached (the canonical order), and the
+  recurrent spike is *not* detached (gradient through ``V s_{t-1}``): the spec exactly, for subtract
+  and none. Its reset-to-zero differs (``RLeaky`` zeroes the whole new membrane, input included:
+  ``(1 - r) (beta mem + I + V s)``), so a recurrent ``reset: zero`` is skipped, as is a recurrent
+  layer after a convolution (snnTorch's all-to-all recurrence there is a ``Conv2d``, not a dense ``V``).
 
 Deviation: snnTorch always detaches the reset, so ``detach_reset: false`` cannot be expressed; such
 a case runs detached, declared as the reference with ``detach_reset: true``, which the parity gate
@@ -46,7 +57,21 @@ class SnnTorchRunner(TorchRunnerBase):
     packages = ("torch", "snntorch")
     colour = "#ff7f0e"
     idiomatic = "tests.benchmarks.idiomatic.snntorch_shd"
+    idiomatic_recurrent = "tests.benchmarks.idiomatic.snntorch_rec_shd"
     nir = "snnbench.interop.frameworks:SNNTORCH"
+
+    recurrent_types = frozenset({"lif", "if", "cuba_lif"})  # snn.RLeaky / snn.RSynaptic (all_to_all)
+
+    def supports(self, case: Case) -> Support:
+        net = case.network
+        for i, (layer, shape) in enumerate(zip(net.layers, net.shapes())):
+            if layer.recurrent and layer.reset == "zero":
+                return Support.no(f"layer {i}: snnTorch's recurrent neurons reset to zero after the integration "
+                                  "((1 - r) (beta mem + I + V s): the step's input is dropped too), not the spec's zero reset")
+            if layer.recurrent and len(shape) != 1:
+                return Support.no(f"layer {i}: snnTorch's all-to-all recurrence over an image is a Conv2d "
+                                  "(conv2d_channels, kernel_size), not the spec's dense V")
+        return super().supports(case)
 
     def make_model(self, case: Case):
         from .nets.snntorch_net import SnnTorchNet
@@ -58,6 +83,8 @@ class SnnTorchRunner(TorchRunnerBase):
         for i, layer in enumerate(self.case.network.layers):
             if layer.is_neuron and layer.learn_beta:
                 names[f"layers.{i}.beta"] = f"layers.{i}.beta"
+            if layer.recurrent:  # snnTorch's recurrent nn.Linear(n, n); its bias is zeroed and frozen
+                names[f"layers.{i}.recurrent"] = f"layers.{i}.recurrent.weight"
         return names
 
     def deviations(self, case: Case) -> list[Deviation]:
@@ -70,7 +97,9 @@ class SnnTorchRunner(TorchRunnerBase):
         import torch
 
         return RunnerInfo(framework="snntorch", version=snntorch.__version__,
-                          mode="eager; nn.Linear + snn.Leaky stepped per time step",
+                          mode="eager; nn.Linear + snn.Leaky stepped per time step"
+                               + ("; recurrent layers: snn.RLeaky / snn.RSynaptic (all_to_all)"
+                                  if any(layer.recurrent for layer in self.case.network.layers) else ""),
                           extra={"torch": torch.__version__, "threads": torch.get_num_threads(), **self.precision,
                                  "deviations": [d.text for d in self.deviations(self.case)]})
 

@@ -21,6 +21,13 @@ Spec mapping:
   SpikingJelly) and declares the deviation; the parity gate proves it against the reference with
   ``reset: subtract_decayed`` and reports its size against ``subtract``.
 * ``detach_reset`` -> ``detach_reset`` (both honoured).
+* ``recurrent: true`` (``lif``, ``if``) -> ``layer.LinearRecurrentContainer`` (SpikingJelly's recurrent
+  container) around the same node in single-step mode, ``rc.weight = [I | V]`` with no bias: the child
+  node receives ``I_t + s_{t-1} @ V.T`` before its charge / fire / reset, the spec's order (mapping and
+  proof in :func:`.nets.spikingjelly_net.recurrent_node`); canonical ``layers.{i}.recurrent`` =
+  ``rc.weight[:, n:]``, the identity block held fixed. ``layer.ElementWiseRecurrentContainer`` is not
+  used: it feeds back element-wise (``f(y[t-1], x[t])``), not all-to-all. The reset / surrogate
+  mapping and deviations are those of the feed-forward node.
 * ``li`` readout -> ``neuron.NonSpikingLIFNode(tau)`` fed ``I / (1 - beta)`` (it integrates
   ``beta v + (1 - beta) x``).
 * surrogate: ``arctan`` -> ``surrogate.ATan(k)``, ``sigmoid`` -> ``surrogate.Sigmoid(k)``,
@@ -53,6 +60,8 @@ class SpikingJellyRunner(TorchRunnerBase):
     neuron_types = frozenset({"lif", "if", "li"})
     resets = frozenset({"subtract", "subtract_decayed", "zero"})
     learn_beta_refusal = "SpikingJelly learns one decay per layer (ParametricLIFNode), the spec one per neuron"
+    recurrent_types = frozenset({"lif", "if"})  # layer.LinearRecurrentContainer
+    idiomatic_recurrent = "tests.benchmarks.idiomatic.spikingjelly_rec"
 
 
     def supports(self, case: Case):
@@ -72,6 +81,25 @@ class SpikingJellyRunner(TorchRunnerBase):
         from .nets.spikingjelly_net import SpikingJellyNet
 
         return SpikingJellyNet(case.network)
+
+    def param_names(self) -> dict[str, str]:
+        names = super().param_names()
+        for i, layer in enumerate(self.case.network.layers):
+            if layer.recurrent:
+                names[f"layers.{i}.recurrent"] = f"layers.{i}.rc.weight"
+        return names
+
+    def _canonical(self, name: str, tensor):
+        """``rc.weight`` is ``[I | V]`` (``[n, 2n]``): the canonical ``V`` is its right block."""
+        return super()._canonical(name, tensor[:, tensor.shape[0]:] if name.endswith(".recurrent") else tensor)
+
+    def set_weights(self, weights) -> None:
+        import numpy as np
+
+        def full(v):  # V -> [I | V], the container's whole weight
+            return np.concatenate([np.eye(len(v), dtype=np.float32), np.asarray(v, np.float32)], axis=1)
+
+        super().set_weights({k: full(v) if k.endswith(".recurrent") else v for k, v in weights.items()})
 
     def deviations(self, case: Case) -> list[Deviation]:
         from .nets.spikingjelly_net import sj_surrogate

@@ -12,6 +12,15 @@ Spec mapping:
   ``(H, W, C)``, and the first ``linear`` after a ``flatten`` gets its canonical weight columns
   permuted to ``H, W, C`` order (see :func:`feature_orders`).
 * ``lif`` -> ``spyx.nn.LIF(beta, threshold)``; ``if`` -> ``spyx.nn.IF``; ``li`` -> ``spyx.nn.LI``.
+* ``recurrent: true`` -> Spyx's own recurrent neurons, ``spyx.nn.RLIF(beta, threshold)`` (``lif``) and
+  ``spyx.nn.RIF(threshold)`` (``if``). Their step (Spyx 1.0 ``nn.py``) is
+  ``s = H(V - th); V <- beta V + x + s @ recurrent_w - th s``: the spike decided on ``v_{t-1}`` is
+  both the reset and the fed-back spike, i.e. the canonical ``s_{t-1}``, so the membrane is the
+  canonical ``v_t = beta v_{t-1} + I_t + s_{t-1} @ V.T - th s_{t-1}`` exactly (the recurrent input
+  enters the membrane, before the threshold; no bias, no zeroed diagonal, not detached: it passes
+  the surrogate's gradient, as the spec wants). Layout: ``recurrent_w [from, to]`` = ``V.T``
+  (``feedback_j = sum_k s_k recurrent_w[k, j]``). ``beta`` is clipped to ``[0, 1]`` as in ``LIF``.
+  The output spikes are one step late, as for every Spyx LIF (the ``spike_from`` deviation below).
 * surrogate -> ``spyx.axn.superspike(k)`` and ``spyx.axn.triangular(k)`` where they are the canonical
   function; otherwise ``spyx.axn.custom`` with the canonical formula (Spyx's ``arctan(k)`` peaks at
   1/pi, not at slope/2, so it is not used).
@@ -30,7 +39,9 @@ Deviations (declared; the parity gate proves each against the reference configur
 * **reset gradient**: the subtractive reset is not detached (``detach_reset: true`` is not
   honoured): the reference with ``detach_reset: false``.
 * not expressible: ``reset: zero`` or ``none`` (Spyx's LIF only subtracts), ``cuba_lif``
-  (``spyx.nn.CuBaLIF`` has its own parameterisation), dtypes other than float32 -> skipped.
+  (``spyx.nn.CuBaLIF`` has its own parameterisation; its recurrent ``RCuBaLIF`` likewise), a
+  recurrent layer after a convolution (``RLIF`` multiplies flat spike vectors), dtypes other than
+  float32 -> skipped.
 """
 
 from __future__ import annotations
@@ -65,6 +76,8 @@ class SpyxRunner(JaxRunnerBase):
     extra = "spyx"
     neuron_types = frozenset({"lif", "if", "li"})  # cuba_lif is not mapped to spyx.nn.CuBaLIF
     spike_timings = frozenset({"current", "previous"})  # previous exactly; current as a declared deviation
+    recurrent_types = frozenset({"lif", "if"})  # spyx.nn.RLIF / spyx.nn.RIF
+    idiomatic_recurrent = "tests.benchmarks.idiomatic.spyx_rec"
     dtype_refusal = ("measured (tests/test_precision.py): with its parameters and input cast to the low dtype (a jmp "
                      "policy), Spyx's neurons still compute in float32 (their state starts as float32; the spikes come "
                      "out float32), so it would not be mixed precision")
@@ -73,6 +86,9 @@ class SpyxRunner(JaxRunnerBase):
         for i, layer in enumerate(case.network.layers):
             if layer.spiking and layer.reset != "subtract":
                 return Support.no(f"layer {i}: spyx LIF only resets by subtraction (spec: {layer.reset})")
+            if layer.recurrent and len(case.network.shapes()[i]) != 1:
+                return Support.no(f"layer {i}: spyx.nn.RLIF feeds back flat spike vectors; a recurrent layer after "
+                                  "a convolution is not mapped")
         return super().supports(case)
 
     def info(self) -> RunnerInfo:
@@ -121,8 +137,10 @@ class SpyxRunner(JaxRunnerBase):
             return spyx.nn.LI(hidden, beta=beta, rngs=rngs)
         act = _activation(s.name, s.slope)
         if layer.type == "if":
-            return spyx.nn.IF(hidden, threshold=layer.threshold, activation=act, rngs=rngs)
-        return spyx.nn.LIF(hidden, beta=beta, threshold=layer.threshold, activation=act, rngs=rngs)
+            cls = spyx.nn.RIF if layer.recurrent else spyx.nn.IF
+            return cls(hidden, threshold=layer.threshold, activation=act, rngs=rngs)
+        cls = spyx.nn.RLIF if layer.recurrent else spyx.nn.LIF
+        return cls(hidden, beta=beta, threshold=layer.threshold, activation=act, rngs=rngs)
 
     def _build_model(self, case: Case, seed: int) -> None:
         import spyx
@@ -199,6 +217,9 @@ class SpyxRunner(JaxRunnerBase):
                 params["layers"][i]["kernel"] = jnp.asarray(arr[:, in_orders[i]].T)
             elif kind == "bias":
                 params["layers"][i]["bias"] = jnp.asarray(arr)
+            elif kind == "recurrent":  # V [to, from] -> recurrent_w [from, to], in Spyx's feature order
+                order = self._orders[i]
+                params["layers"][i]["recurrent_w"] = jnp.asarray(arr[np.ix_(order, order)].T)
             else:  # per-neuron decay, in the layer's Spyx shape
                 shape = self._template["layers"][i]["beta"].shape
                 params["layers"][i]["beta"] = jnp.asarray(arr[self._orders[i]].reshape(shape))
@@ -220,6 +241,11 @@ class SpyxRunner(JaxRunnerBase):
                     out[f"layers.{i}.weight"] = w
                 elif name == "bias":
                     out[f"layers.{i}.bias"] = arr
+                elif name == "recurrent_w":
+                    order = self._orders[i]
+                    rec = np.empty_like(arr)
+                    rec[np.ix_(order, order)] = arr.T
+                    out[f"layers.{i}.recurrent"] = rec
                 elif name == "beta" and layer.learn_beta:
                     beta = np.empty(arr.size, np.float32)
                     beta[self._orders[i]] = arr.ravel()

@@ -11,12 +11,13 @@ Spec mapping: every field is expressed exactly (the module *is* the canonical eq
 :mod:`snnbench.spec` in PyTorch, ``spike_from: previous`` included). ``linear`` is ``nn.Linear`` applied to all ``T * B`` rows at once,
 ``conv2d`` is ``nn.Conv2d`` and ``maxpool`` is ``F.max_pool2d`` over all ``T * B`` images at once;
 neurons loop over time in Python; the surrogate is one ``torch.autograd.Function`` with the
-canonical formulas. Not expressed: on-device shift augmentation (skipped with that reason).
+canonical formulas; a recurrent layer (``recurrent: true``) adds ``s_{t-1} @ V.T`` inside its time
+loop (:mod:`.torchmath.recurrent`). Not expressed: on-device shift augmentation (skipped with that reason).
 """
 
 from __future__ import annotations
 
-from ..spec import PARALLEL_TYPES, RESETS, Case, weight_shapes
+from ..spec import PARALLEL_TYPES, RECURRENT_TYPES, RESETS, Case, weight_shapes
 from .base import RunnerInfo
 from .torch_common import CompiledTorch, TorchRunnerBase
 
@@ -27,6 +28,7 @@ class TorchRunner(TorchRunnerBase):
     framework = "torch"
     mode = "eager; per layer one GEMM over T*B rows + Python loop over time"
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif"} | set(PARALLEL_TYPES))
+    recurrent_types = frozenset(RECURRENT_TYPES)  # V s_{t-1} in the time loop (torchmath.recurrent)
     spike_timings = frozenset({"current", "previous"})
     resets = frozenset(RESETS)
 
@@ -54,7 +56,8 @@ class TorchRunner(TorchRunnerBase):
                 for x, y, n_valid in self._batches(data, self._in_order(data)):
                     with self.autocast():
                         readout = self.model(x)[1]
-                    logits = logits_from_readout(readout.float(), self.case.spec.loss)[:n_valid]
+                    logits = logits_from_readout(readout.float(), self.case.spec.loss,
+                                                  population=self.case.network.population)[:n_valid]
                     nll += float(torch.nn.functional.cross_entropy(logits, y[:n_valid], reduction="sum"))
                     correct += int((logits.argmax(-1) == y[:n_valid]).sum())
         finally:

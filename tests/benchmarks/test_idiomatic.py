@@ -34,6 +34,19 @@ CHECKS = [(name, cls.idiomatic, getattr(cls, "package", "") or cls.framework, bo
           for name, cls in registry().items() if cls.idiomatic and "@" not in name]
 
 
+#: the same for the recurrent network (shd-rec-h128), where the runner names its framework's own recurrent loop
+#: (Runner.idiomatic_recurrent), at the same sizes
+RECURRENT_CHECKS = [(name, cls.idiomatic_recurrent, getattr(cls, "package", "") or cls.framework, bool(cls.eager_twin),
+                     *SIZES.get(name, (32, 32) if cls.eager_twin else (64, 64)))
+                    for name, cls in registry().items() if cls.idiomatic_recurrent and "@" not in name]
+
+
+@pytest.mark.parametrize("runner, module_name, package, compiled, T, B", RECURRENT_CHECKS,
+                         ids=[c[0] for c in RECURRENT_CHECKS])
+def test_recurrent_adapter_is_no_slower_than_the_frameworks_own_loop(runner, module_name, package, compiled, T, B):
+    test_adapter_is_no_slower_than_the_frameworks_own_loop(runner, module_name, package, compiled, T, B)
+
+
 @pytest.mark.parametrize("runner, module_name, package, compiled, T, B", CHECKS, ids=[c[0] for c in CHECKS])
 def test_adapter_is_no_slower_than_the_frameworks_own_loop(runner, module_name, package, compiled, T, B):
     if importlib.util.find_spec(package) is None:

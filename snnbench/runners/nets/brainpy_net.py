@@ -52,6 +52,32 @@ def lif_constants(beta: float, threshold: float, reset: str) -> dict:
     return dict(R=1.0 / (1.0 - beta), tau=-DT / math.log(beta), V_th=threshold, V_rest=0.0, V_reset=v_reset)
 
 
+class RecurrentLIF(brainstate.nn.Module):
+    """A recurrent ``lif`` the way BrainPy builds one: a ``brainpy.state.LIF`` population and a
+    ``brainpy.state.CurrentProj`` from its own spikes back onto it (``comm`` a bias-free
+    ``brainstate.nn.Linear(n, n)``, ``out`` a ``CUBA(scale=1)`` current), the projection driven with
+    ``lif.get_spike()`` before the neuron steps, as BrainPy's recurrent training examples feed
+    ``r.get_spike()`` back.
+
+    Mapping (brainpy_state 0.1.0): ``get_spike()`` is the spike function of the stored ``V``, i.e.
+    ``s_{t-1}`` with the surrogate's gradient (not detached); the projection binds ``s_{t-1} @ w`` as a
+    current, which ``LIF.update(x)`` adds to ``x`` in ``sum_current_inputs(x, V)`` inside the same
+    exponential-Euler step, after the soft reset: ``V_t = beta (V' ) + I_t + s_{t-1} @ V.T``, the
+    spec's recurrent term in the membrane, before threshold, under the layer's reset. ``w`` is
+    ``[from, to]`` = ``V.T``; no bias, diagonal free.
+    """
+
+    def __init__(self, lif, n: int):
+        super().__init__()
+        self.lif = lif
+        self.proj = bp_state.CurrentProj(comm=brainstate.nn.Linear(n, n, b_init=None), out=bp_state.CUBA(scale=1.0),
+                                         post=lif)
+
+    def update(self, x):
+        self.proj(self.lif.get_spike())
+        return self.lif(x)
+
+
 class BrainPyNet(brainstate.nn.Module):
     """The spec's layers as brainstate modules, one time step per ``update`` (``brainstate`` style).
 
@@ -99,8 +125,9 @@ def _make_layer(layer: LayerSpec, in_shape: tuple[int, ...], shape: tuple[int, .
     constants = lif_constants(layer.decay, layer.threshold, layer.reset)
     s = net.surrogate
     spike = CanonicalSurrogate(s.name, s.slope, constants["V_th"] - constants["V_reset"])
-    return bp_state.LIF(shape, **constants, V_initializer=braintools.init.Constant(0.0), spk_fun=spike,
-                        spk_reset="soft")
+    lif = bp_state.LIF(shape, **constants, V_initializer=braintools.init.Constant(0.0), spk_fun=spike,
+                       spk_reset="soft")
+    return RecurrentLIF(lif, shape[0]) if layer.recurrent else lif
 
 
 def _input_image(x, sample_shape: tuple[int, ...]):
@@ -118,7 +145,11 @@ def run(graphdef, template, others, params, x, with_spikes: bool = False):
     """
     net = brainstate.graph.treefy_merge(graphdef, template, others)
     for i, value in params.items():
-        net.layers[int(i)].weight.value = value
+        layer = net.layers[int(i)]
+        if isinstance(layer, RecurrentLIF):
+            layer.proj.comm.weight.value = {"weight": value["recurrent"]}
+        else:
+            layer.weight.value = value
     brainstate.nn.init_all_states(net, batch_size=x.shape[1])
     x = _input_image(x, net.sample_shape)
     if with_spikes:
@@ -133,12 +164,16 @@ def split(net: BrainPyNet):
 
 def to_params(weights: dict[str, np.ndarray], net: BrainPyNet) -> dict:
     """Canonical weights -> ``{layer index: {'weight': ..., 'bias': ...}}`` in brainstate's layouts:
-    linear ``[in, out]``, convolution ``[kh, kw, in, out]``, the bias in the module's own shape."""
+    linear ``[in, out]``, convolution ``[kh, kw, in, out]``, the bias in the module's own shape; a
+    recurrent layer's ``{'recurrent': V.T}`` (its projection's ``[from, to]`` weight)."""
     params: dict = {}
     for key, value in weights.items():
         _, i, kind = key.split(".")
         i = int(i)
         arr = np.asarray(value, np.float32)
+        if kind == "recurrent":
+            params.setdefault(i, {})[kind] = jnp.asarray(arr.T)
+            continue
         template = net.layers[i].weight.value[kind]
         if kind == "weight":
             arr = arr.transpose(2, 3, 1, 0) if arr.ndim == 4 else arr.T
@@ -152,7 +187,7 @@ def from_params(params: dict) -> dict[str, np.ndarray]:
     for i, leaves in params.items():
         for kind, value in leaves.items():
             arr = np.asarray(jax.device_get(value), np.float32)
-            if kind == "weight":
+            if kind in ("weight", "recurrent"):
                 arr = arr.transpose(3, 2, 0, 1) if arr.ndim == 4 else arr.T
             else:
                 arr = arr.reshape(-1)

@@ -1,15 +1,18 @@
 """The spec as a Norse network: ``LIFBoxCell`` hidden layers and an ``LIBoxCell`` readout, each run
-over the time steps of its whole input sequence; weight layers see the whole sequence at once."""
+over the time steps of its whole input sequence; weight layers see the whole sequence at once. A
+recurrent layer is Norse's ``LIFRecurrentCell``, which owns the preceding linear's weight."""
 
 from __future__ import annotations
 
 import torch
-from norse.torch import LIBoxCell, LIBoxParameters, LIFBoxCell, LIFBoxParameters
+from norse.torch import LIBoxCell, LIBoxParameters, LIFBoxCell, LIFBoxParameters, LIFParameters, LIFRecurrentCell
 from norse.torch.functional.leaky_integrator_box import LIBoxState
+from norse.torch.functional.lif import LIFState
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState
 from torch import nn
+from torch.nn.utils import parametrize
 
-from ...spec import NetworkSpec
+from ...spec import LayerSpec, NetworkSpec
 from ..norse_runner import norse_method
 from ..torch_common import weight_module
 
@@ -70,6 +73,59 @@ class OverTime(nn.Module):
         return torch.stack(out), state
 
 
+class Scale(nn.Module):
+    """A parametrization ``w -> w * factor``: the cell sees ``factor`` times the canonical weight it holds."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, w):
+        return w * self.factor
+
+
+class RecurrentLIF(nn.Module):
+    """Norse's ``LIFRecurrentCell`` (input *and* recurrent weights its own) over ``x [T, B, n_in]``, the
+    spec's preceding ``linear`` folded into it. Returns ``(spikes [T, B, n], last state)``.
+
+    Norse's step (``functional.lif.lif_step``, dt = 1): ``j = i + W_in x_t + W_rec z_{t-1}``,
+    ``v <- v + tau_mem_inv (v_leak - v + j)``, ``i <- j - tau_syn_inv j``, ``z = H(v - v_th)``, then
+    ``v <- (1 - z) v`` (detached). With ``tau_mem_inv = 1 - beta``, ``v_leak = 0`` and the weights
+    ``W / (1 - beta)``, ``V / (1 - beta)`` that is ``v_t = beta (1 - z_{t-1}) v_{t-1} + syn_t`` with
+    ``syn_t = alpha syn_{t-1} + W x_t + V z_{t-1}`` (``tau_syn_inv = 1 - alpha``; ``1`` for a ``lif``:
+    no synaptic memory): the spec's recurrent zero-reset LIF / cuba_lif. The cell holds the canonical
+    ``W`` and ``V``; a :class:`Scale` parametrization hands it ``W / (1 - beta)`` and ``V / (1 - beta)``,
+    computed once per sequence (``parametrize.cached``), so gradients and optimizer steps are the
+    canonical weights'. ``autapses=True``: Norse's default (False) zeroes V's diagonal and its gradient.
+    The initial state (all zeros) is passed explicitly, as in :class:`OverTime`."""
+
+    def __init__(self, layer: LayerSpec, n_in: int, n: int, method: str, alpha: float):
+        super().__init__()
+        beta = float(layer.decay)
+        syn_inv = 1.0 - float(layer.alpha) if layer.type == "cuba_lif" else 1.0
+        p = LIFParameters(tau_syn_inv=torch.as_tensor(syn_inv), tau_mem_inv=torch.as_tensor(1.0 - beta),
+                          v_leak=torch.as_tensor(0.0), v_th=torch.as_tensor(layer.threshold),
+                          v_reset=torch.as_tensor(0.0), method=method, alpha=torch.as_tensor(alpha))
+        self.n = n
+        self.cell = LIFRecurrentCell(n_in, n, p, autapses=True, dt=1.0)
+        for name in ("input_weights", "recurrent_weights"):
+            parametrize.register_parametrization(self.cell, name, Scale(1.0 / (1.0 - beta)))
+
+    def forward(self, x):
+        zeros = x.new_zeros(x.shape[1], self.n)
+        state, out = LIFState(z=zeros, v=zeros, i=zeros), []
+        with parametrize.cached():
+            for x_t in x.unbind(0):
+                z, state = self.cell(x_t, state)
+                out.append(z)
+        return torch.stack(out), state
+
+
+def folded(net: NetworkSpec) -> set[int]:
+    """Indices of the ``linear`` layers folded into the recurrent Norse cell that follows them."""
+    return {i - 1 for i, layer in enumerate(net.layers) if layer.recurrent}
+
+
 class NorseNet(nn.Module):
     """``forward(x [T, B, C], record_spikes) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``;
     module ``layers.{i}`` holds spec layer ``i``."""
@@ -79,9 +135,13 @@ class NorseNet(nn.Module):
         self.spec = net
         self.in_shapes = net.input_shapes()
         method, alpha, _ = norse_method(net.surrogate.name, net.surrogate.slope)
-        layers = []
+        layers, into_cell = [], folded(net)
         for i, (layer, n) in enumerate(zip(net.layers, net.sizes())):
-            if layer.is_weight:
+            if i in into_cell:  # its weight lives in the recurrent cell that follows
+                layers.append(nn.Identity())
+            elif layer.recurrent:
+                layers.append(RecurrentLIF(layer, self.in_shapes[i - 1][0], n, method, alpha))
+            elif layer.is_weight:
                 layers.append(weight_module(layer, self.in_shapes[i], n))
             elif layer.type == "maxpool":
                 layers.append(nn.MaxPool2d(int(layer.kernel), int(layer.stride)))

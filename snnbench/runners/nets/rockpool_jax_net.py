@@ -3,6 +3,13 @@ way Rockpool's JAX tutorials run them: each module is a pytree, given its parame
 ``set_attributes`` and evolved over a whole batch-major ``[B, T, C]`` sequence by its own
 ``lax.scan``. Modules start every call from their stored (zero) state, as after ``reset_state()``.
 
+A recurrent spiking layer is ``LIFJax(has_rec=True)``, Rockpool's recurrent JAX LIF: it steps
+``i <- a_s (i + x_t + s_{t-1} @ w_rec)`` (the recurrent input enters the synaptic current, with the
+feed-forward one, before the decay and the threshold), so ``w_rec [from, to]`` is given the canonical
+``V.T`` scaled by ``1 / a_s`` inside the traced program, exactly as the input is: ``a_s (x / a_s +
+s @ V.T / a_s)`` is the spec's ``I_t + s_{t-1} @ V.T`` within an ulp, and the gradient reaches the
+canonical ``V`` through that scaling (no bias, diagonal free, the fed-back spike not detached).
+
 Imported only by :mod:`snnbench.runners.rockpool_jax_runner`, inside a worker (Rockpool's import
 is guarded: see :func:`..base.guarded_import`).
 """
@@ -44,7 +51,7 @@ def make_modules(net: NetworkSpec, key: int = 0) -> list:
         else:
             modules.append(rockpool_modules.LIFJax(n, tau_mem=tau(layer.decay), tau_syn=tau(_syn_decay(layer)),
                                                    threshold=float(layer.threshold), dt=DT, rng_key=rng,
-                                                   max_spikes_per_dt=1.0))
+                                                   max_spikes_per_dt=1.0, has_rec=layer.recurrent))
     return modules
 
 
@@ -63,13 +70,17 @@ def _input_scale(module):
 def run(modules: list, params: dict, x, with_spikes: bool = False):
     """The network over time: ``x [T, B, C]`` -> readout ``[T, B, n_out]`` (and the spikes
     ``[T, B, n]`` of every spiking layer when ``with_spikes``), a pure function of ``params``
-    (``{layer index: {'weight': [in, out], 'bias': [out]}}``)."""
+    (``{layer index: {'weight': [in, out], 'bias': [out]}}``, and ``{'w_rec': V.T}`` for a recurrent
+    layer: ``[from, to]``, unscaled)."""
     h, spikes = jnp.swapaxes(x, 0, 1), []  # Rockpool is batch-major
     for i, module in enumerate(modules):
-        if i in params:
+        if i in params and not isinstance(module, rockpool_modules.LIFJax):
             h, _, _ = module.set_attributes(params[i])(h)
             continue
-        h, _, _ = module(h * _input_scale(module))
+        scale = _input_scale(module)
+        if i in params:  # a recurrent LIFJax: its w_rec feeds the synapse too, so it is scaled like the input
+            module = module.set_attributes({"w_rec": params[i]["w_rec"] * scale})
+        h, _, _ = module(h * scale)
         if isinstance(module, rockpool_modules.LIFJax):
             spikes.append(jnp.swapaxes(h, 0, 1))
     readout = jnp.swapaxes(h, 0, 1)
@@ -77,12 +88,14 @@ def run(modules: list, params: dict, x, with_spikes: bool = False):
 
 
 def to_params(weights: dict[str, np.ndarray]) -> dict:
-    """Canonical weights -> ``LinearJax`` parameters (weight ``[in, out]``)."""
+    """Canonical weights -> ``LinearJax`` parameters (weight ``[in, out]``) and a recurrent ``LIFJax``'s
+    ``w_rec`` (``[from, to]`` = ``V.T``)."""
     params: dict = {}
     for key, value in weights.items():
         _, i, kind = key.split(".")
         arr = np.asarray(value, np.float32)
-        params.setdefault(int(i), {})[kind] = jnp.asarray(arr.T if kind == "weight" else arr)
+        name = "w_rec" if kind == "recurrent" else kind
+        params.setdefault(int(i), {})[name] = jnp.asarray(arr.T if kind in ("weight", "recurrent") else arr)
     return params
 
 
@@ -92,5 +105,6 @@ def from_params(params: dict) -> dict[str, np.ndarray]:
     for i, leaves in params.items():
         for kind, value in leaves.items():
             arr = np.asarray(jax.device_get(value), np.float32)
-            out[f"layers.{int(i)}.{kind}"] = np.ascontiguousarray(arr.T if kind == "weight" else arr)
+            name = "recurrent" if kind == "w_rec" else kind
+            out[f"layers.{int(i)}.{name}"] = np.ascontiguousarray(arr.T if kind in ("weight", "w_rec") else arr)
     return out

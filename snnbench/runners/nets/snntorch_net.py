@@ -1,5 +1,6 @@
 """The spec as an snnTorch network, stepped one time step at a time as snnTorch's tutorials do:
-``nn.Linear`` / ``nn.Conv2d`` on ``x[t]``, then the neuron with its state carried by the caller."""
+``nn.Linear`` / ``nn.Conv2d`` on ``x[t]``, then the neuron with its state carried by the caller (a
+recurrent layer's state includes its previous spikes: ``snn.RLeaky`` / ``snn.RSynaptic``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from snntorch import surrogate
 from torch import nn
 
-from ...spec import NetworkSpec
+from ...spec import LayerSpec, NetworkSpec
 from ..torch_common import weight_module
 from ..torchmath.spike import surrogate_grad_torch
 
@@ -28,6 +29,20 @@ def spike_grad(name: str, slope: float):
     return surrogate.custom_surrogate(lambda x, grad, _spk: grad * surrogate_grad_torch(name, x, slope))
 
 
+def recurrent_neuron(layer: LayerSpec, n: int, beta, grad) -> nn.Module:
+    """``snn.RLeaky`` (``lif``, ``if``) or ``snn.RSynaptic`` (``cuba_lif``) with an all-to-all recurrence:
+    ``all_to_all=True, linear_features=n`` makes it an ``nn.Linear(n, n)`` whose ``weight [out, in]`` is
+    the canonical ``V``. That ``nn.Linear`` has a bias the spec's recurrence does not have: it is zeroed
+    and frozen (``requires_grad=False``, so no optimizer sees it)."""
+    kw = dict(beta=beta, threshold=layer.threshold, spike_grad=grad, reset_mechanism=layer.reset,
+              learn_beta=layer.learn_beta, all_to_all=True, linear_features=n, learn_recurrent=True)
+    module = snn.RSynaptic(alpha=layer.alpha, **kw) if layer.type == "cuba_lif" else snn.RLeaky(**kw)
+    with torch.no_grad():
+        module.recurrent.bias.zero_()
+    module.recurrent.bias.requires_grad_(False)
+    return module
+
+
 class SnnTorchNet(nn.Module):
     """``forward(x [T, B, C], record_spikes) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``;
     module ``layers.{i}`` holds spec layer ``i``."""
@@ -36,6 +51,7 @@ class SnnTorchNet(nn.Module):
         super().__init__()
         self.spec = net
         self.kinds = [layer.type for layer in net.layers]
+        self.recurrent = [layer.recurrent for layer in net.layers]
         self.in_shapes = net.input_shapes()
         grad = spike_grad(net.surrogate.name, net.surrogate.slope)
         layers = []
@@ -50,6 +66,8 @@ class SnnTorchNet(nn.Module):
                 layers.append(nn.Flatten())
             elif layer.type == "li":
                 layers.append(snn.Leaky(beta=beta, reset_mechanism="none", learn_beta=layer.learn_beta))
+            elif layer.recurrent:
+                layers.append(recurrent_neuron(layer, n, beta, grad))
             elif layer.type == "cuba_lif":
                 layers.append(snn.Synaptic(alpha=layer.alpha, beta=beta, threshold=layer.threshold, spike_grad=grad,
                                            reset_mechanism=layer.reset, learn_beta=layer.learn_beta))
@@ -62,8 +80,10 @@ class SnnTorchNet(nn.Module):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [T, B, C], got {tuple(x.shape)}"
         kinds = self.kinds
         # Fresh state per sequence: an empty membrane makes snnTorch start from zeros.
-        state = [m.init_synaptic() if k == "cuba_lif" else m.init_leaky() if k not in STATELESS else None
-                 for k, m in zip(kinds, self.layers)]
+        # (RLeaky's state is (spk, mem), RSynaptic's (spk, syn, mem): the previous spikes are state)
+        state = [m.reset_mem() if rec else m.init_synaptic() if k == "cuba_lif" else
+                 m.init_leaky() if k not in STATELESS else None
+                 for k, m, rec in zip(kinds, self.layers, self.recurrent)]
         spk_rec = [[] for k in kinds if k in ("lif", "if", "cuba_lif")]
         readout = []
         B = x.shape[1]
@@ -72,6 +92,11 @@ class SnnTorchNet(nn.Module):
             for i, (kind, module) in enumerate(zip(kinds, self.layers)):
                 if kind in STATELESS:
                     h = module(h)
+                elif self.recurrent[i]:  # the previous step's spikes go in with the state
+                    state[i] = module(h, *state[i])
+                    h = state[i][0]
+                    spk_rec[j].append(h)
+                    j += 1
                 elif kind == "cuba_lif":
                     syn, mem = state[i]
                     h, syn, mem = module(h, syn, mem)

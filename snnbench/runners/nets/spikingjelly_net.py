@@ -1,7 +1,9 @@
 """The spec as a SpikingJelly 2.0 ``activation_based`` network in multi-step mode: ``layer.Linear`` /
 ``layer.Conv2d`` / ``layer.MaxPool2d`` / ``layer.Flatten`` and ``neuron.LIFNode`` / ``IFNode`` with
 ``step_mode='m'`` on time-major ``[T, B, ...]`` tensors, a ``NonSpikingLIFNode`` readout, and
-``functional.reset_net`` before every batch (SpikingJelly's neurons keep their membrane between calls)."""
+``functional.reset_net`` before every batch (SpikingJelly's neurons keep their membrane between calls).
+A recurrent spiking layer is SpikingJelly's ``layer.LinearRecurrentContainer`` around a single-step
+node (:func:`recurrent_node`)."""
 
 from __future__ import annotations
 
@@ -71,6 +73,35 @@ class ScaledReadout(nn.Module):
         return torch.stack(self.node(x * self.scale))
 
 
+def _node(spec, grad, step_mode: str):
+    """``neuron.LIFNode`` (``tau = 1 / (1 - beta)``, no input decay: ``v = beta v + I``) or ``IFNode``."""
+    common = dict(v_threshold=float(spec.threshold), v_reset=sj_reset(spec.reset), surrogate_function=grad,
+                  detach_reset=spec.detach_reset, step_mode=step_mode)
+    if spec.type == "if":
+        return neuron.IFNode(**common)
+    return neuron.LIFNode(tau=1.0 / (1.0 - float(spec.decay)), decay_input=False, **common)
+
+
+def recurrent_node(spec, n: int, grad):
+    """A recurrent ``lif`` / ``if`` as SpikingJelly's ``layer.LinearRecurrentContainer`` (2.0.0,
+    ``layer/container.py``): per step its child receives ``i[t] = [x[t], y[t-1]] @ rc.weight.T`` with
+    ``rc = nn.Linear(2n, n, bias=False)`` and ``y[t-1]`` the child's previous output (``y[-1] = 0``),
+    then the child node charges, fires and resets as in the feed-forward layer. With ``rc.weight =
+    [I_n | V]`` that is the spec's ``I_t + s_{t-1} @ V.T`` entering the membrane before the reset and
+    threshold (no bias, diagonal free; ``y`` carries the surrogate's gradient, not detached). The
+    identity block is the container's input path, not a spec weight: its gradient is zeroed by a hook
+    so it stays ``I`` (Adam leaves a parameter with zero gradients unchanged); the canonical
+    ``layers.{i}.recurrent`` is the block ``rc.weight[:, n:]``. The child runs single-step (the
+    container requires it), so the time loop is the container's, one ``[B, 2n] x [2n, n]`` product
+    per step."""
+    box = layer.LinearRecurrentContainer(_node(spec, grad, "s"), n, n, bias=False, step_mode="m")
+    with torch.no_grad():
+        box.rc.weight[:, :n].copy_(torch.eye(n))
+    mask = torch.cat([torch.zeros(n, n), torch.ones(n, n)], dim=1)
+    box.rc.weight.register_hook(lambda g: g * mask.to(g.device, g.dtype))
+    return box
+
+
 class SpikingJellyNet(nn.Module):
     """``forward(x [T, B, C], record_spikes) -> (spikes per spiking layer [T, B, n], readout [T, B, O])``;
     module ``layers.{i}`` holds spec layer ``i``."""
@@ -93,13 +124,10 @@ class SpikingJellyNet(nn.Module):
                 layers.append(layer.Flatten(step_mode="m"))
             elif spec.type == "li":
                 layers.append(ScaledReadout(float(spec.decay)))
-            elif spec.type == "if":
-                layers.append(neuron.IFNode(v_threshold=float(spec.threshold), v_reset=sj_reset(spec.reset),
-                                            surrogate_function=grad, detach_reset=spec.detach_reset, step_mode="m"))
-            else:  # lif: tau = 1 / (1 - beta), no input decay: v = beta v + I
-                layers.append(neuron.LIFNode(tau=1.0 / (1.0 - float(spec.decay)), decay_input=False,
-                                             v_threshold=float(spec.threshold), v_reset=sj_reset(spec.reset),
-                                             surrogate_function=grad, detach_reset=spec.detach_reset, step_mode="m"))
+            elif spec.recurrent:
+                layers.append(recurrent_node(spec, n, grad))
+            else:  # lif / if
+                layers.append(_node(spec, grad, "m"))
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x, record_spikes: bool = False):

@@ -3,7 +3,9 @@
 
 Weight layers see all ``T * B`` rows (images) at once: ``nn.Linear`` on ``[T, B, C]``, ``nn.Conv2d``
 and ``F.max_pool2d`` on ``[T * B, C, H, W]``; neurons loop over time in Python (iterating a tensor
-unbinds it: one view per step, and one gradient buffer for all of them in the backward pass).
+unbinds it: one view per step, and one gradient buffer for all of them in the backward pass). A
+recurrent layer's ``V s_{t-1}`` is the one product inside its time loop
+(:mod:`..torchmath.recurrent`); its ``V`` is the parameter ``layers.{i}.recurrent``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 from ...spec import PARALLEL_TYPES, LayerSpec, NetworkSpec, weight_shapes
 from ..torch_common import weight_module
 from ..torchmath import parallel as P
+from ..torchmath.recurrent import lif_recurrent_sequence
 from ..torchmath.spike import delay_one_step, spike
 
 
@@ -50,6 +53,14 @@ class Decay(nn.Module):
 
     def forward(self):
         return self.beta.clamp(0.0, 1.0) if hasattr(self, "beta") else self.value
+
+
+class RecurrentDecay(Decay):
+    """A recurrent neuron layer's parameters: its decay and ``recurrent`` (``V [n, n]``, canonical layout)."""
+
+    def __init__(self, value: float, size: int, trainable: bool):
+        super().__init__(value, size, trainable)
+        self.recurrent = nn.Parameter(torch.zeros(size, size))  # values come from the canonical weights
 
 
 class ParallelNeuron(nn.Module):
@@ -101,7 +112,7 @@ class CanonicalSNN(nn.Module):
             elif layer.type in PARALLEL_TYPES:
                 layers.append(ParallelNeuron(shapes, i))
             else:
-                layers.append(Decay(layer.decay, n, layer.learn_beta))
+                layers.append((RecurrentDecay if layer.recurrent else Decay)(layer.decay, n, layer.learn_beta))
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x, record_spikes: bool = False):
@@ -124,9 +135,15 @@ class CanonicalSNN(nn.Module):
                 if layer.type in PARALLEL_TYPES:
                     h = module.run(layer, h, self.surrogate, self.serial)
                 else:
-                    if layer.type == "cuba_lif":
-                        h = P.lif_noreset_loop(h, layer.alpha)  # the synaptic current
-                    h = lif_sequence(h, module(), layer.threshold, layer.reset, layer.detach_reset, self.surrogate)
+                    if layer.recurrent:  # V s_{t-1} inside the time loop (the synaptic current too, for cuba_lif)
+                        alpha = layer.alpha if layer.type == "cuba_lif" else None
+                        h = lif_recurrent_sequence(h, module.recurrent, module(), layer.threshold, layer.reset,
+                                                   layer.detach_reset, self.surrogate, alpha)
+                    else:
+                        if layer.type == "cuba_lif":
+                            h = P.lif_noreset_loop(h, layer.alpha)  # the synaptic current
+                        h = lif_sequence(h, module(), layer.threshold, layer.reset, layer.detach_reset,
+                                         self.surrogate)
                 if layer.spike_from == "previous":
                     h = delay_one_step(h)
                 spikes.append(h)

@@ -1,8 +1,9 @@
 """Haiku shells around :mod:`.neurons`, the network built from a spec, and pure loss functions.
 
 Layer-at-a-time evaluation: each weight layer is one GEMM over all ``T * B`` rows, then the neuron
-layer scans element-wise over time. This is exact for feed-forward networks (no recurrence through
-weights) and turns ``T`` small matrix products into one large one.
+layer scans element-wise over time. This is exact for feed-forward weights and turns ``T`` small matrix
+products into one large one; a recurrent layer's own ``V s_{t-1}`` product is the one left inside its
+scan (:func:`.neurons.lif_recurrent`), its ``V`` owned by the :class:`Neuron` shell.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class NetOutput(NamedTuple):
 
 
 class Neuron(hk.Module):
-    """Thin Haiku shell: owns the (optionally trainable) decay, delegates the dynamics."""
+    """Thin Haiku shell: owns the (optionally trainable) decay and a recurrent layer's ``recurrent``
+    (``V [n, n]``, canonical layout), delegates the dynamics."""
 
     def __init__(self, layer: LayerSpec, size: int, surrogate: tuple[str, float], unroll: int, name: str,
                  serial: bool = False):
@@ -80,6 +82,10 @@ class Neuron(hk.Module):
             slope=slope,
             unroll=self.unroll,
         )
+        if layer.recurrent:  # V s_{t-1} depends on the previous step: inside the scan
+            recurrent = self._param("recurrent", (self.size, self.size))
+            alpha = layer.alpha if layer.type == "cuba_lif" else None
+            return neurons.lif_recurrent(current, recurrent, 1.0 if layer.type == "if" else beta, alpha=alpha, **kw)
         # method fixed_point: the same spikes, chunks of the sequence in parallel (serial: step by step)
         lif = parallel.lif_fixed_point if layer.method == "fixed_point" and not self.serial else neurons.lif
         if layer.type == "cuba_lif":
@@ -202,12 +208,26 @@ def from_haiku(params) -> dict[str, np.ndarray]:
 # -------------------------------------------------------------------------------------- losses
 
 
-def logits_from_readout(readout: jax.Array, mode: str) -> jax.Array:
-    """``readout [T, B, O]`` -> logits ``[B, O]``: time-mean (``"mean"``), max over time (``"max"``) or
-    the last step (``"last"``)."""
+def logits_from_readout(readout: jax.Array, mode: str, population: int = 1) -> jax.Array:
+    """``readout [T, B, O]`` -> class scores ``[B, O / population]``, the loss's logits: the trace reduced
+    over time (time-mean ``"mean"``, max ``"max"``, last step ``"last"``, spike count ``"count"``), then
+    each class's ``population`` consecutive outputs pooled (:func:`population_scores`)."""
     if mode == "last":
-        return readout[-1]
-    return readout.mean(axis=0) if mode == "mean" else readout.max(axis=0)
+        reduced = readout[-1]
+    elif mode == "count":
+        reduced = readout.sum(axis=0)
+    else:
+        reduced = readout.mean(axis=0) if mode == "mean" else readout.max(axis=0)
+    return population_scores(reduced, mode, population)
+
+
+def population_scores(reduced: jax.Array, mode: str, population: int) -> jax.Array:
+    """``[B, C * P]`` -> ``[B, C]``: output ``c * P + p`` counts for class ``c``; a spike count is summed over
+    the population, any other reduction averaged (the spec's population-coded readout)."""
+    if population == 1:
+        return reduced
+    pooled = reduced.reshape(*reduced.shape[:-1], -1, population)
+    return pooled.sum(axis=-1) if mode == "count" else pooled.mean(axis=-1)
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

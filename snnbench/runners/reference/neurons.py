@@ -57,19 +57,71 @@ def lif_autodiff(
     def step(carry, i_t):
         v, s = carry
         r = jax.lax.stop_gradient(s) if detach_reset else s
-        if reset == "subtract":
-            v = beta * v + i_t - threshold * r
-        elif reset == "subtract_decayed":
-            v = beta * (v - threshold * r) + i_t
-        elif reset == "zero":
-            v = beta * (1.0 - r) * v + i_t
-        else:
-            v = beta * v + i_t
+        v = membrane_update(v, i_t, r, beta, threshold, reset)
         s = spike(v - threshold, surrogate, slope)
         return (v, s), (s, v)
 
     zeros = jnp.zeros(current.shape[1:], current.dtype)
     _, (spikes, membrane) = jax.lax.scan(step, (zeros, zeros), current, unroll=unroll)
+    return LIFOutput(spikes, membrane)
+
+
+def membrane_update(v, i_t, r, beta, threshold: float, reset: str):
+    """``v_{t-1}, I_t, r_t -> v_t``: the canonical membrane rule of ``reset`` (``r_t`` the reset spike,
+    ``s_{t-1}``); every array ``[B, N]``, ``beta`` a scalar or ``[N]``."""
+    if reset == "subtract":
+        return beta * v + i_t - threshold * r
+    if reset == "subtract_decayed":
+        return beta * (v - threshold * r) + i_t
+    if reset == "zero":
+        return beta * (1.0 - r) * v + i_t
+    return beta * v + i_t
+
+
+def lif_recurrent(
+    current: jax.Array,
+    recurrent: jax.Array,
+    beta: jax.Array | float,
+    threshold: float = 1.0,
+    reset: str = "subtract",
+    detach_reset: bool = True,
+    surrogate: str = "arctan",
+    slope: float = 2.0,
+    alpha: float | None = None,
+    unroll: int = 1,
+) -> LIFOutput:
+    """Recurrent LIF over a sequence: the layer's own previous spikes feed back through ``V``.
+
+    Args:
+      current: feed-forward input current ``W x_t + b``, ``[T, B, N]`` (computed outside, one GEMM).
+      recurrent: ``V [N, N]``, ``V[j, k]`` the weight from neuron ``k`` to neuron ``j`` (no bias).
+      beta, threshold, reset, detach_reset, surrogate, slope, unroll: as :func:`lif_autodiff`.
+      alpha: ``None`` for a ``lif`` / ``if``; a ``cuba_lif``'s synaptic decay, the recurrent term then
+        entering the synaptic current ``syn_t = alpha * syn_{t-1} + I_t + s_{t-1} @ V.T``.
+
+    Returns:
+      spikes and membrane, both ``[T, B, N]``.
+
+    Each step adds ``s_{t-1} @ V.T`` to ``I_t`` (``s_{-1} = 0``), so the product cannot leave the scan.
+    JAX differentiates the scan: the gradient flows through ``s_{t-1}`` in the recurrent term by the
+    surrogate, and through the reset term unless ``detach_reset``.
+    """
+    beta = jnp.clip(jnp.asarray(beta, current.dtype), 0.0, 1.0)
+    v_t = recurrent.T.astype(current.dtype)  # [N_from, N_to]: s @ V.T
+
+    def step(carry, i_t):
+        v, syn, s = carry
+        i_t = i_t + s @ v_t
+        if alpha is not None:
+            syn = alpha * syn + i_t
+            i_t = syn
+        r = jax.lax.stop_gradient(s) if detach_reset else s
+        v = membrane_update(v, i_t, r, beta, threshold, reset)
+        s = spike(v - threshold, surrogate, slope)
+        return (v, syn, s), (s, v)
+
+    zeros = jnp.zeros(current.shape[1:], current.dtype)
+    _, (spikes, membrane) = jax.lax.scan(step, (zeros, zeros, zeros), current, unroll=unroll)
     return LIFOutput(spikes, membrane)
 
 

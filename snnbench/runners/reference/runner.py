@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...data.staging import SpikeDataset
-from ...spec import DTYPES, RESETS, Case
+from ...spec import DTYPES, RECURRENT_TYPES, RESETS, Case
 from ..base import EvalResult, ForwardResult, RunnerInfo
 from ..jax_common import JaxRunnerBase, unpack_time_major
 
@@ -22,6 +22,7 @@ class ReferenceRunner(JaxRunnerBase):
     neuron_types = frozenset({"lif", "if", "li", "cuba_lif", "lif_noreset", "psn", "masked_psn", "sliding_psn", "dsn"})
     spike_timings = frozenset({"current", "previous"})
     resets = frozenset(RESETS)
+    recurrent_types = frozenset(RECURRENT_TYPES)  # neurons.lif_recurrent: V s_{t-1} inside the scan
     data_parallel = True  # spec.devices > 1: the batch sharded over a device mesh (jax_common.Placement)
     dtypes = frozenset(DTYPES)  # a jmp policy in the base; the neurons follow their input's dtype
 
@@ -56,12 +57,12 @@ class ReferenceRunner(JaxRunnerBase):
             raise NotImplementedError("PSN weights are [T, T]: the network only runs at its training length")
         net = make_network(dataclasses.replace(self.case.network, time_steps=data.time_steps), unroll=self.unroll,
                            serial=True)
-        mode = self.case.spec.loss
+        mode, population = self.case.spec.loss, self.case.network.population
 
         @jax.jit
         def logits(params, packed):
             readout = net.apply(*self._to_compute(params, unpack_time_major(packed))).readout
-            return logits_from_readout(readout.astype(jax.numpy.float32), mode)
+            return logits_from_readout(readout.astype(jax.numpy.float32), mode, population)
 
         B, correct, nll = self.case.spec.batch, 0, 0.0
         for start in range(0, len(data), B):

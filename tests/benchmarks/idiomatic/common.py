@@ -26,6 +26,17 @@ def shd_case(time_steps: int = 128, batch: int = 128, hidden: int = 128, channel
                         "network": net, "cases": [{"id": "shd"}]}, "idiomatic.yaml").cases[0]
 
 
+def shd_rec_case(time_steps: int = 128, batch: int = 128, hidden: int = 128, channels: int = 128, **neuron_fields):
+    """The ``shd`` suite's ``shd-rec-h128`` network: one recurrent hidden LIF layer (``V`` of ``hidden x hidden``),
+    no biases, LI readout, SuperSpike slope 1, subtract reset detached; ``neuron_fields`` change the neuron."""
+    net = {"neuron": {"beta": 0.9, "threshold": 1.0, **neuron_fields}, "surrogate": {"name": "superspike", "slope": 1.0},
+           "layers": [{"type": "linear", "out": hidden, "bias": False}, {"type": "lif", "recurrent": True},
+                      {"type": "linear", "out": 20, "bias": False}, {"type": "li"}]}
+    return parse_suite({"suite": "idiomatic", "defaults": {"time_steps": time_steps, "batch": batch,
+                                                            "channels": channels, "lr": 2e-3},
+                        "network": net, "cases": [{"id": "shd-rec"}]}, "idiomatic.yaml").cases[0]
+
+
 def random_batch(case, seed: int = 0, rate: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """Bernoulli spikes ``[B, T, C]`` float32 and labels ``[B]``."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,106 @@
+"""The reference's side of the parity gate in a child process, for the gate run inside a benchmark worker.
+
+The benchmark worker of an adapter runs the gate on its own, already built runner (no second worker that
+starts and imports the framework again, and a compiled runner's graphs compiled once for the gate, the
+timings and the training). The reference (JAX) is kept out of that worker's process: importing it there
+would add its libraries to the memory the adapter's phases are measured by. :class:`ReferenceProcess`
+starts a child (``spawn``: a fresh interpreter, nothing inherited from the framework) that builds
+reference runners on request; :class:`RemoteRunner` stands for one of them with the methods the gate
+calls (``set_weights``, ``forward``, ``forward_backward``), their results pickled across a pipe.
+The child lives only for the gate and is closed before anything is timed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from typing import Any
+
+
+class RemoteError(RuntimeError):
+    """A call failed in the reference's process (its type and first line are in the message)."""
+
+
+def _serve(conn) -> None:
+    """The child: build reference runners, answer calls, until the parent closes the pipe."""
+    from .parity import Skip, _build
+
+    runners: dict[int, Any] = {}
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        op, args = request
+        try:
+            if op == "build":
+                runners[len(runners)] = _build(*args)
+                result: Any = len(runners) - 1
+            else:
+                rid, method, call_args = args
+                result = getattr(runners[rid], method)(*call_args)
+            conn.send(("ok", result))
+        except Skip as exc:
+            conn.send(("skip", str(exc)))
+        except Exception as exc:  # the parent raises it as RemoteError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            conn.send(("error", f"{type(exc).__name__}: {first}"[:500]))
+
+
+class ReferenceProcess:
+    """A child process building and running reference runners for the gate (a context manager)."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="snnbench-parity-reference")
+        self.proc.start()
+        child.close()
+
+    def request(self, op: str, *args: Any) -> Any:
+        from .parity import Skip
+
+        self.conn.send((op, args))
+        try:
+            status, value = self.conn.recv()
+        except EOFError:
+            raise RemoteError(f"the reference's process died (exit code {self.proc.exitcode})") from None
+        if status == "skip":
+            raise Skip(value)
+        if status == "error":
+            raise RemoteError(value)
+        return value
+
+    def build(self, name: str, case, device: str, seed: int) -> "RemoteRunner":
+        return RemoteRunner(self, self.request("build", name, case, device, seed))
+
+    def close(self) -> None:
+        self.conn.close()
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+
+    def __enter__(self) -> "ReferenceProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RemoteRunner:
+    """One reference runner in the child: the calls the gate makes, by name."""
+
+    def __init__(self, process: ReferenceProcess, rid: int):
+        self.process, self.rid = process, rid
+
+    def _call(self, method: str, *args: Any) -> Any:
+        return self.process.request("call", self.rid, method, args)
+
+    def set_weights(self, weights):
+        return self._call("set_weights", weights)
+
+    def forward(self, x):
+        return self._call("forward", x)
+
+    def forward_backward(self, x, y):
+        return self._call("forward_backward", x, y)

@@ -1,0 +1,105 @@
+"""Every second of a job accounted: the phase clock, a job's breakdown, the run's time budget, its report
+section, and the parity gate's reference in a child process."""
+
+import time
+
+import numpy as np
+import pytest
+
+from snnbench.harness.phases import PHASES, PhaseClock, job_phases
+from snnbench.results.timebudget import budget_lines, grouped, time_budget, timed_samples_s
+
+
+def test_nested_phases_are_exclusive_and_add_up_to_the_clock():
+    clock = PhaseClock()
+    t0 = time.perf_counter()
+    with clock.phase("training"):
+        time.sleep(0.02)
+        with clock.phase("evaluation"):
+            time.sleep(0.03)
+        time.sleep(0.01)
+    wall = time.perf_counter() - t0
+    assert clock.seconds["evaluation"] == pytest.approx(0.03, abs=0.02)
+    assert clock.seconds["training"] == pytest.approx(0.03, abs=0.02)
+    assert clock.total() == pytest.approx(wall, abs=1e-3)
+
+
+def test_an_unknown_phase_name_is_refused():
+    with pytest.raises(ValueError, match="unknown phase 'trainig'"):
+        with PhaseClock().phase("trainig"):
+            pass
+
+
+def test_job_phases_adds_start_up_other_workers_and_the_rest():
+    out = job_phases({"import": 2.0, "training": 5.0}, worker_wall_s=8.0, extra={"parity": 3.0, "memory phases": 0.0},
+                     job_wall_s=11.5)
+    assert out == {"parity": 3.0, "start-up": 1.0, "import": 2.0, "training": 5.0, "other": 0.5}
+    assert list(out) == [p for p in PHASES if p in out]  # in the fixed order
+
+
+def _step_record(runner, samples_ms, per_call_ms, k, floor_ms):
+    return {"runner": runner, "case": "c", "metric": "fwd_ms", "status": "ok", "samples": samples_ms,
+            "extra": {"steps_per_sample": k, "per_call": {"samples": per_call_ms}, "floor": {"samples_ms": floor_ms}}}
+
+
+def test_time_budget_sums_jobs_per_runner_and_counts_what_lies_between_them():
+    records = [
+        {"runner": "a", "case": "c", "metric": "job", "job_wall_s": 10.0,
+         "phases": {"start-up": 1.0, "compile": 2.0, "training": 4.0, "evaluation": 1.0, "fwd timing": 2.0}},
+        _step_record("a", [100.0, 100.0], [150.0], 4, [50.0]),  # 0.8 s per-step + 0.15 + 0.05
+        {"runner": "b", "case": "c", "metric": "job", "job_wall_s": 6.0,
+         "phases": {"parity": 2.0, "training": 3.0, "other": 1.0}},
+    ]
+    budget = time_budget(records, {"timeline": [{"before_jobs_s": 0.5, "jobs_s": 17.0}]})
+    assert timed_samples_s(records) == pytest.approx(1.0)
+    a, b = budget["runners"]
+    assert (a["runner"], a["wall_s"], a["measured_s"]) == ("a", 10.0, pytest.approx(8.0))
+    assert b["measured_s"] == 3.0 and b["overhead"] == 2.0
+    run = budget["run"]
+    assert run["phases"]["between jobs"] == pytest.approx(1.0) and run["phases"]["before jobs"] == 0.5
+    assert run["wall_s"] == pytest.approx(17.5) and run["measured_s"] == pytest.approx(11.0)
+    assert sum(grouped(run["phases"]).values()) == pytest.approx(run["wall_s"])
+    lines = budget_lines(budget)
+    assert lines[0].startswith("where the time went: 0.3 min") and lines[2].startswith("  a: 10 s = training 4 s")
+
+
+def test_a_run_without_phases_has_no_budget_and_no_section(tmp_path):
+    from snnbench.report.load import Run
+    from snnbench.report.timespent import time_section
+
+    records = [{"runner": "a", "case": "c", "metric": "job", "value": 3.0}]
+    assert time_budget(records) is None
+    assert time_section(Run(tmp_path, {}, records), "x") == ""
+
+
+def test_the_report_draws_a_stacked_bar_per_runner(tmp_path):
+    from snnbench.report.load import Run
+    from snnbench.report.timespent import time_section
+
+    records = [{"runner": r, "case": "c", "metric": "job", "job_wall_s": w, "phases": {"training": w / 2, "parity": w / 2}}
+               for r, w in (("a", 10.0), ("b", 4.0))]
+    html = time_section(Run(tmp_path, {"timeline": [{"before_jobs_s": 0, "jobs_s": 14.0}]}, records), "run1")
+    assert "Where the time went" in html and html.count('data-group="training"') == 3  # the run, a, b
+    assert "wall / measurement 2.00x" in html
+
+
+def test_the_gate_with_its_reference_in_a_child_process_equals_the_gate_in_one_process():
+    pytest.importorskip("torch")
+    from snnbench.harness.parity import compare
+    from snnbench.harness.parity_remote import ReferenceProcess
+    from snnbench.spec import parse_suite
+    from tests.conftest import built, tiny_network_yaml
+
+    case = parse_suite({"suite": "t", "defaults": {"time_steps": 16, "channels": 16, "batch": 4},
+                        "network": tiny_network_yaml(), "cases": [{"id": "c"}]}, "t.yaml").cases[0]
+    local = compare(case, "torch", batch=4)
+    runner = built("torch", case)
+    with ReferenceProcess() as reference:
+        remote = compare(case, "torch", batch=4, other=runner, build_reference=reference.build)
+        child = reference.proc
+    assert not child.is_alive()
+    assert remote["status"] == local["status"] == "pass"
+    assert remote["loss_ref"] == local["loss_ref"] and remote["grads"].keys() == local["grads"].keys()
+    for k in local["grads"]:
+        assert remote["grads"][k]["cosine"] == pytest.approx(local["grads"][k]["cosine"], abs=1e-12)
+    assert np.isfinite(remote["readout_max_rel_err"])
