@@ -7,7 +7,7 @@ import pytest
 
 from snnbench.harness.run import plan
 from snnbench.results.estimate import describe, estimate, find_runs
-from snnbench.spec import load_suite
+from snnbench.spec import load_suite, select_cases
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "x86_64-2cpu"
 
@@ -20,6 +20,8 @@ def _shd_run() -> Path:
 def _jobs(name: str, quick: bool = False):
     """The jobs of suite ``name`` for the runners of the committed SHD run."""
     suite = load_suite(name, quick=quick)
+    if name == "shd":  # the case the committed run measured (the publish leaves the recurrent one out)
+        suite = select_cases(suite, "shd-h128-b128")
     runners = json.loads((_shd_run() / "manifest.json").read_text())["runners"]
     return plan(suite, runners, None, None, auto_device="cpu")
 
