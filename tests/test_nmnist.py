@@ -129,29 +129,59 @@ def test_named_data_dir_without_nmnist_is_a_clear_error(tmp_path):
 # --------------------------------------------------------------------------------- reference parts
 
 
+def _nhwc(a):
+    return np.ascontiguousarray(np.asarray(a).transpose(0, 2, 3, 1))
+
+
 def test_max_pool_routes_gradient_to_the_first_maximum_like_torch():
     torch = pytest.importorskip("torch")
     import jax.numpy as jnp
 
-    from snnbench.runners.reference.model import max_pool
+    from snnbench.runners.reference.conv import max_pool
 
     rng = np.random.default_rng(0)
     x = (rng.random((3, 4, 11, 11)) < 0.3).astype(np.float32)  # binary: ties everywhere, odd size
-    g = rng.normal(size=(3, 4, 5, 5)).astype(np.float32)
-    out, vjp = jax.vjp(lambda v: max_pool(v, 2, 2), jnp.asarray(x))
     xt = torch.tensor(x, requires_grad=True)
-    ref = torch.nn.functional.max_pool2d(xt, 2, 2)
+    for kernel, stride in ((2, 2), (3, 2)):  # non-overlapping, then overlapping windows
+        xt.grad = None
+        ref = torch.nn.functional.max_pool2d(xt, kernel, stride)
+        g = rng.normal(size=ref.shape).astype(np.float32)
+        ref.backward(torch.tensor(g))
+        out, vjp = jax.vjp(lambda v: max_pool(v, kernel, stride), jnp.asarray(_nhwc(x)))
+        np.testing.assert_array_equal(np.asarray(out), _nhwc(ref.detach().numpy()))
+        np.testing.assert_array_equal(np.asarray(vjp(jnp.asarray(_nhwc(g)))[0]), _nhwc(xt.grad.numpy()))
+
+
+@pytest.mark.parametrize("budget", [None, 1])  # one chunk; one frame per chunk (lax.map and the scan)
+def test_patch_convolution_matches_torch_conv2d_and_its_gradients(monkeypatch, budget):
+    torch = pytest.importorskip("torch")
+    import jax.numpy as jnp
+
+    from snnbench.runners.reference import conv
+
+    if budget is not None:
+        monkeypatch.setattr(conv, "PATCH_CHUNK_BYTES", budget)
+    rng = np.random.default_rng(1)
+    x = (rng.random((6, 3, 9, 8)) < 0.4).astype(np.float32)
+    w = rng.normal(size=(5, 3, 3, 3)).astype(np.float32)
+    g = rng.normal(size=(6, 5, 7, 6)).astype(np.float32)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ref = torch.nn.functional.conv2d(xt, wt)
     ref.backward(torch.tensor(g))
-    np.testing.assert_array_equal(np.asarray(out), ref.detach().numpy())
-    np.testing.assert_array_equal(np.asarray(vjp(jnp.asarray(g))[0]), xt.grad.numpy())
-    # overlapping windows (stride < kernel) take the gather path
-    out3, vjp3 = jax.vjp(lambda v: max_pool(v, 3, 2), jnp.asarray(x))
-    xt.grad = None
-    ref3 = torch.nn.functional.max_pool2d(xt, 3, 2)
-    g3 = rng.normal(size=ref3.shape).astype(np.float32)
-    ref3.backward(torch.tensor(g3))
-    np.testing.assert_array_equal(np.asarray(out3), ref3.detach().numpy())
-    np.testing.assert_allclose(np.asarray(vjp3(jnp.asarray(g3))[0]), xt.grad.numpy(), rtol=1e-6)
+    out, vjp = jax.vjp(conv.conv2d, jnp.asarray(_nhwc(x)), jnp.asarray(w.transpose(2, 3, 1, 0)))
+    dx, dw = vjp(jnp.asarray(_nhwc(g)))
+    np.testing.assert_allclose(np.asarray(out), _nhwc(ref.detach().numpy()), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dx), _nhwc(xt.grad.numpy()), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dw), wt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_chunk_count_keeps_each_chunk_under_the_budget():
+    from snnbench.runners.reference.conv import chunk_count
+
+    assert chunk_count(1024, 100, budget=10**6) == 1
+    assert chunk_count(1024, 1000, budget=16_000) == 64  # 16 frames of 1000 bytes each
+    assert chunk_count(12, 1000, budget=5000) == 3  # 4 frames: the largest divisor of 12 under 5 frames
+    assert chunk_count(7, 1000, budget=10) == 7  # one frame is already over: one per chunk
 
 
 def test_pixel_shift_moves_whole_images_with_zero_fill():

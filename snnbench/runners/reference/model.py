@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...spec import LayerSpec, NetworkSpec
-from . import neurons, parallel
+from . import conv, neurons, parallel
 
 
 class NetOutput(NamedTuple):
@@ -96,7 +96,8 @@ class Neuron(hk.Module):
 
 
 class Conv2D(hk.Module):
-    """Thin Haiku shell over :func:`conv2d`: owns ``w [out, in, k, k]`` (canonical, OIHW) and ``b``."""
+    """Thin Haiku shell over :func:`.conv.conv2d`: owns ``w [out, in, k, k]`` (canonical, OIHW) and ``b``;
+    takes and returns channels-last frames ``[N, H, W, C]``."""
 
     def __init__(self, layer: LayerSpec, in_channels: int, name: str):
         super().__init__(name=name)
@@ -110,30 +111,37 @@ class Conv2D(hk.Module):
 
 
 def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None, stride: int, padding: int) -> jax.Array:
-    """PyTorch's ``Conv2d``: ``x [N, C, H, W]``, ``w [O, C, k, k]`` -> ``[N, O, H', W']``."""
-    y = jax.lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
-                                     dimension_numbers=("NCHW", "OIHW", "NCHW"))
-    return y if b is None else y + b[None, :, None, None]
-
-
-def max_pool(x: jax.Array, kernel: int, stride: int) -> jax.Array:
-    """Max over ``kernel x kernel`` windows of ``x [N, C, H, W]``, the gradient to the *first* maximal
-    element of each window (row-major), as PyTorch's ``max_pool2d``.
-
-    ``jnp.max`` would split the gradient among ties, and ties are the rule when pooling binary
-    spikes, so the window's argmax (first occurrence) picks the element explicitly.
-    """
-    N, C, H, W = x.shape
-    Ho, Wo = (H - kernel) // stride + 1, (W - kernel) // stride + 1
-    if stride == kernel:  # non-overlapping windows: a reshape, no gather
-        win = x[:, :, :Ho * kernel, :Wo * kernel].reshape(N, C, Ho, kernel, Wo, kernel)
-        win = win.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, Ho, Wo, kernel * kernel)
+    """PyTorch's ``Conv2d`` on channels-last frames: ``x [N, H, W, C]``, ``w [O, C, k, k]`` (canonical)
+    -> ``[N, H', W', O]``. Stride 1 runs as patches and GEMMs (:mod:`.conv`); any other stride as XLA's
+    convolution."""
+    hwio = w.transpose(2, 3, 1, 0)
+    if stride == 1:
+        if padding:
+            x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+        y = conv.conv2d(x, hwio)
     else:
-        rows = (jnp.arange(Ho) * stride)[:, None] + jnp.arange(kernel)[None, :]  # [Ho, k]
-        cols = (jnp.arange(Wo) * stride)[:, None] + jnp.arange(kernel)[None, :]  # [Wo, k]
-        win = x[:, :, rows[:, None, :, None], cols[None, :, None, :]].reshape(N, C, Ho, Wo, kernel * kernel)
-    first = jax.nn.one_hot(jnp.argmax(win, axis=-1), kernel * kernel, dtype=x.dtype)
-    return (win * jax.lax.stop_gradient(first)).sum(-1)
+        y = jax.lax.conv_general_dilated(x, hwio, (stride, stride), [(padding, padding)] * 2,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y if b is None else y + b
+
+
+def channels_last(h: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``[T, B, C*H*W]`` (canonical order) -> ``[T, B, H*W*C]``; ``shape`` is ``(C, H, W)``."""
+    T, B = h.shape[:2]
+    return h.reshape(T, B, *shape).transpose(0, 1, 3, 4, 2).reshape(T, B, -1)
+
+
+def channels_first(h: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Inverse of :func:`channels_last`: ``[T, B, H*W*C]`` -> canonical ``[T, B, C*H*W]``."""
+    C, H, W = shape
+    T, B = h.shape[:2]
+    return h.reshape(T, B, H, W, C).transpose(0, 1, 4, 2, 3).reshape(T, B, -1)
+
+
+def keeps_layout(layer: LayerSpec) -> bool:
+    """A neuron layer whose every neuron runs the same element-wise dynamics (no per-neuron parameter, no
+    recurrent weights): it can run on channels-last frames as they are."""
+    return layer.type in ("lif", "if", "cuba_lif") and not layer.learn_beta and not layer.recurrent
 
 
 def parallel_types() -> tuple[str, ...]:
@@ -154,16 +162,25 @@ def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.
     def forward(x: jax.Array) -> NetOutput:
         T, B = x.shape[:2]
         h, spikes = x, []
+        last = False  # h is channels-last [T, B, H*W*C] between conv, pool and element-wise neuron layers
         for i, (layer, n) in enumerate(zip(net.layers, sizes)):
             # Stateless layers see all T * B rows at once; the flat [T, B, n] layout is kept between layers.
+            shape = in_shapes[i]
+            if layer.type in ("conv2d", "maxpool"):
+                h = h if last else channels_last(h, shape)
+                last = True
+                frames = h.reshape(T * B, *shape[1:], shape[0])
+                if layer.type == "conv2d":
+                    frames = Conv2D(layer, shape[0], name=f"layer{i}")(frames)
+                else:
+                    frames = conv.max_pool(frames, int(layer.kernel), int(layer.stride))
+                h = frames.reshape(T, B, n)
+                continue
+            if last and not (layer.is_neuron and keeps_layout(layer)):
+                h, last = channels_first(h, shape), False
             if layer.type == "linear":
                 lin = hk.Linear(n, with_bias=layer.bias, name=f"layer{i}")
                 h = lin(h.reshape(T * B, -1)).reshape(T, B, n)
-            elif layer.type == "conv2d":
-                conv = Conv2D(layer, in_shapes[i][0], name=f"layer{i}")
-                h = conv(h.reshape(T * B, *in_shapes[i])).reshape(T, B, n)
-            elif layer.type == "maxpool":
-                h = max_pool(h.reshape(T * B, *in_shapes[i]), int(layer.kernel), int(layer.stride)).reshape(T, B, n)
             elif layer.type == "flatten":
                 pass  # already flat
             else:
@@ -171,7 +188,7 @@ def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.
                 if layer.type == "li":
                     return NetOutput(tuple(spikes), out)
                 h = out.spikes if layer.spike_from == "current" else neurons.delay_one_step(out.spikes)
-                spikes.append(h)
+                spikes.append(channels_first(h, shape) if last else h)  # recorded in canonical order
         return NetOutput(tuple(spikes), spikes[-1])  # no LI readout: the last spike train is the output
 
     return hk.without_apply_rng(hk.transform(forward))

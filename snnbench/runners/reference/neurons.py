@@ -19,6 +19,33 @@ import jax.numpy as jnp
 from .surrogates import spike, surrogate_grad
 
 
+#: 16-bit floats: XLA:CPU computes their element-wise ops one converted value at a time, so the
+#: scans below run them in float32 and round to the low dtype where a value is stored (:func:`scan_low`).
+LOW_DTYPES = (jnp.bfloat16, jnp.float16)
+
+
+def scan_low(step, init: jax.Array, xs, reverse: bool = False, unroll: int = 1):
+    """``lax.scan(step, init, xs)`` for an element-wise ``step`` whose carry and output are single arrays.
+
+    In a 16-bit dtype each step is computed in float32 from the stored (16-bit) values and its carry and
+    output are rounded back to the 16-bit dtype before they are kept: the values a 16-bit membrane
+    holds, at float32 arithmetic's speed on a CPU. XLA's own lowering of 16-bit element-wise code
+    computes in float32 too (excess precision), a converted value at a time. float32 input: a plain scan.
+    """
+    dtype = init.dtype
+    if dtype not in LOW_DTYPES:
+        return jax.lax.scan(step, init, xs, reverse=reverse, unroll=unroll)
+
+    def wide(carry, x):
+        carry, y = step(carry, x)
+        return carry.astype(dtype).astype(jnp.float32), y.astype(dtype).astype(jnp.float32)
+
+    # The inputs widened before the loop, so that the loop's gradient (JAX's transpose) is float32 too.
+    xs = jax.tree.map(lambda a: a.astype(jnp.float32), xs)
+    carry, ys = jax.lax.scan(wide, init.astype(jnp.float32), xs, reverse=reverse, unroll=unroll)
+    return carry.astype(dtype), ys.astype(dtype)
+
+
 class LIFOutput(NamedTuple):
     spikes: jax.Array  # [T, B, N], 0/1
     membrane: jax.Array  # [T, B, N], v_t after integration (before the next step's reset)
@@ -178,8 +205,8 @@ def _lif_scan(current, beta, threshold, reset, unroll):
     (``s_{t-1} = v_{t-1} > threshold``) and the spike train is one element-wise pass afterwards.
     Fewer values per iteration make the sequential loop cheaper.
     """
-    _, membrane = jax.lax.scan(lif_step(beta, threshold, reset), jnp.zeros(current.shape[1:], current.dtype),
-                               current, unroll=unroll)
+    _, membrane = scan_low(lif_step(beta, threshold, reset), jnp.zeros(current.shape[1:], current.dtype),
+                           current, unroll=unroll)
     return (membrane > threshold).astype(current.dtype), membrane
 
 
@@ -205,7 +232,7 @@ def _reverse_scan(a, c, unroll=1):
         g = ac[0] + ac[1] * g_next
         return g, g
 
-    return jax.lax.scan(step, jnp.zeros_like(a[0]), (a, c), reverse=True, unroll=unroll)[1]
+    return scan_low(step, jnp.zeros_like(a[0]), (a, c), reverse=True, unroll=unroll)[1]
 
 
 def lif_backward(threshold, reset, detach, surrogate, slope, spikes, v, beta, g_s, g_v, solve=_reverse_scan):
@@ -260,7 +287,7 @@ def leaky_integrator(current: jax.Array, beta: jax.Array | float, unroll: int = 
         v = beta * v + i_t
         return v, v
 
-    _, v = jax.lax.scan(step, jnp.zeros(current.shape[1:], current.dtype), current, unroll=unroll)
+    _, v = scan_low(step, jnp.zeros(current.shape[1:], current.dtype), current, unroll=unroll)
     return v
 
 

@@ -1,0 +1,135 @@
+"""Convolution and max pooling for the reference, channels-last, written as patches and matrix products.
+
+Why not ``lax.conv_general_dilated``: on XLA:CPU (JAX 0.10) its convolution and, worse, its weight
+gradient run at a fraction of PyTorch's oneDNN speed at the N-MNIST shapes, and get slower the more
+frames one call holds (``docs/reference-performance.md`` has the profile). Here the ``T * B`` frames
+are cut into chunks small enough that a chunk's patches stay in cache, and each chunk is one GEMM:
+
+* forward: ``y = patches(x) @ W``, ``patches(x) [n, H', W', k*k*C]``, ``W [k*k*C, O]``;
+* input gradient: ``dP = dy @ W^T``, scattered back onto the ``k * k`` shifted windows (col2im);
+* weight gradient: ``dW = sum over chunks of patches(x)^T @ dy`` (a scan, one accumulator).
+
+The function is PyTorch's ``Conv2d`` (cross-correlation, stride 1, no padding; the caller pads) on
+channels-last frames. Only the summation order differs from a direct convolution (float32 rounding).
+
+Shapes: ``x [N, H, W, C]`` (frames, height, width, channels), ``w [k, k, C, O]`` (HWIO).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+#: A chunk's patches matrix is kept under this many bytes (a 2-core CPU's L2/L3 share).
+PATCH_CHUNK_BYTES = 3 * 2**20
+
+
+def patches(x: jax.Array, k: int) -> jax.Array:
+    """``x [n, H, W, C]`` -> ``[n, H-k+1, W-k+1, k*k*C]``, the window at each output pixel, (i, j, c) order."""
+    _, H, W, _ = x.shape
+    Ho, Wo = H - k + 1, W - k + 1
+    return jnp.concatenate([x[:, i:i + Ho, j:j + Wo, :] for i in range(k) for j in range(k)], axis=-1)
+
+
+def chunk_count(frames: int, frame_bytes: int, budget: int = PATCH_CHUNK_BYTES) -> int:
+    """The fewest chunks ``s`` (a divisor of ``frames``) whose ``frames / s`` frames take at most ``budget``
+    bytes of patches; one frame per chunk when even one is over."""
+    for s in range(1, frames + 1):
+        if frames % s == 0 and (frames // s) * frame_bytes <= budget:
+            return s
+    return frames
+
+
+def _over_chunks(fn, x: jax.Array, s: int) -> jax.Array:
+    """``fn`` applied to ``s`` equal chunks of ``x``'s leading axis, results re-joined."""
+    if s == 1:
+        return fn(x)
+    y = jax.lax.map(fn, x.reshape(s, -1, *x.shape[1:]))
+    return y.reshape(-1, *y.shape[2:])
+
+
+def _chunks_for(x: jax.Array, k: int) -> int:
+    _, H, W, C = x.shape
+    return chunk_count(x.shape[0], (H - k + 1) * (W - k + 1) * k * k * C * x.dtype.itemsize)
+
+
+def _forward(x: jax.Array, w: jax.Array) -> jax.Array:
+    k, _, C, O = w.shape
+    wm = w.reshape(k * k * C, O)
+
+    def chunk(xc):
+        p = patches(xc, k)
+        return (p.reshape(-1, k * k * C) @ wm).reshape(*p.shape[:3], O)
+
+    return _over_chunks(chunk, x, _chunks_for(x, k))
+
+
+def _input_grad(x_shape, w: jax.Array, g: jax.Array) -> jax.Array:
+    k, _, C, O = w.shape
+    _, H, W, _ = x_shape
+    _, Ho, Wo, _ = g.shape
+    wt = w.reshape(k * k, C, O)
+
+    def chunk(gc):
+        dp = jnp.einsum("nhwo,pco->nhwpc", gc, wt)  # the gradient of each chunk's patches
+        return sum(jnp.pad(dp[:, :, :, i * k + j, :], ((0, 0), (i, H - Ho - i), (j, W - Wo - j), (0, 0)))
+                   for i in range(k) for j in range(k))
+
+    return _over_chunks(chunk, g, chunk_count(g.shape[0], Ho * Wo * k * k * C * g.dtype.itemsize))
+
+
+def _weight_grad(x: jax.Array, w: jax.Array, g: jax.Array) -> jax.Array:
+    k, _, C, O = w.shape
+    s = _chunks_for(x, k)
+
+    def step(acc, xg):
+        xc, gc = xg
+        return acc + patches(xc, k).reshape(-1, k * k * C).T @ gc.reshape(-1, O), None
+
+    if s == 1:
+        return step(jnp.zeros((k * k * C, O), w.dtype), (x, g))[0].reshape(w.shape)
+    chunks = (x.reshape(s, -1, *x.shape[1:]), g.reshape(s, -1, *g.shape[1:]))
+    return jax.lax.scan(step, jnp.zeros((k * k * C, O), w.dtype), chunks)[0].reshape(w.shape)
+
+
+@jax.custom_vjp
+def conv2d(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Valid, stride-1 cross-correlation: ``x [N, H, W, C]``, ``w [k, k, C, O]`` -> ``[N, H-k+1, W-k+1, O]``."""
+    return _forward(x, w)
+
+
+def _conv2d_fwd(x, w):
+    return _forward(x, w), (x, w)
+
+
+def _conv2d_bwd(res, g):
+    x, w = res
+    return _input_grad(x.shape, w, g).astype(x.dtype), _weight_grad(x, w, g).astype(w.dtype)
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def max_pool(x: jax.Array, kernel: int, stride: int) -> jax.Array:
+    """Max over ``kernel x kernel`` windows of ``x [N, H, W, C]``; the gradient goes to the *first* maximal
+    element of each window in row-major order, as PyTorch's ``max_pool2d`` routes it.
+
+    ``jnp.max`` would split the gradient among ties, and ties are the rule when pooling binary spikes.
+    Each window position is a strided slice, so the whole pool is element-wise work (no gather, no
+    transpose) that XLA fuses into one loop.
+    """
+    _, H, W, _ = x.shape
+    Ho, Wo = (H - kernel) // stride + 1, (W - kernel) // stride + 1
+    taps = [x[:, i:i + stride * (Ho - 1) + 1:stride, j:j + stride * (Wo - 1) + 1:stride, :]
+            for i in range(kernel) for j in range(kernel)]
+    top = jax.lax.stop_gradient(functools.reduce(jnp.maximum, taps))
+    taken = jax.lax.stop_gradient(taps[0]) == top
+    out = taps[0] * taken.astype(x.dtype)
+    for tap in taps[1:]:
+        first = (jax.lax.stop_gradient(tap) == top) & ~taken
+        taken = taken | first
+        out = out + tap * first.astype(x.dtype)
+    return out
+
