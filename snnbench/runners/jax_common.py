@@ -12,7 +12,7 @@ JAX is imported inside methods: this module is imported by runner discovery, and
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -494,13 +494,16 @@ class JaxRunnerBase(Runner):
             "staged_bytes_dense_float32": int((train.packed.size + test_packed.size) * 8 * 4),
         }
 
+    #: XLA:CPU's own convolution (its YNNPACK path, JAX 0.10) runs inside a loop body about 2x slower
+    #: than the same step compiled alone; a runner whose convolutions are not XLA's sets this False.
+    xla_convolutions: ClassVar[bool] = True
+
     def _epoch_mode(self) -> str:
         """``scan``: the whole epoch is one compiled program (``lax.scan`` over batches). ``loop``: one
-        compiled step per batch, launched from Python over the same device-resident data. XLA:CPU
-        runs convolutions inside a loop body about 2x slower than the same step compiled alone
-        (measured here, JAX 0.10), so convolutional networks on the CPU use ``loop``."""
+        compiled step per batch, launched from Python over the same device-resident data: networks
+        with XLA's convolutions on the CPU (see :attr:`xla_convolutions`)."""
         conv = any(layer.type == "conv2d" for layer in self.case.network.layers)
-        return "loop" if conv and self.device.platform == "cpu" else "scan"
+        return "loop" if conv and self.xla_convolutions and self.device.platform == "cpu" else "scan"
 
     def _epoch_text(self) -> str:
         if self._epoch_mode() == "scan":

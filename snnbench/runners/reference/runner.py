@@ -25,6 +25,7 @@ class ReferenceRunner(JaxRunnerBase):
     recurrent_types = frozenset(RECURRENT_TYPES)  # neurons.lif_recurrent: V s_{t-1} inside the scan
     data_parallel = True  # spec.devices > 1: the batch sharded over a device mesh (jax_common.Placement)
     dtypes = frozenset(DTYPES)  # a jmp policy in the base; the neurons follow their input's dtype
+    xla_convolutions = False  # patches and GEMMs (reference/conv.py): as fast in the epoch's scan as alone
 
     def info(self) -> RunnerInfo:
         import haiku
