@@ -82,8 +82,8 @@ install-gpu: $(BIN)/python
 install-run: $(VENV)/.frameworks
 install-test: $(VENV)/.test-deps
 
-# The headline case by default: the recurrent case (shd-rec-h128) adds hours on a 2-core CPU, where
-# Rockpool's and SpikingJelly's recurrent layers step in Python (CASES='*' runs both).
+# The headline case by default: the recurrent case (shd-rec-h128) adds about 40 minutes on a 2-core
+# CPU (CASES='*' runs both).
 CASES ?= shd-h128-b128
 run: $(VENV)/.frameworks
 	$(BIN)/snnbench run --suite shd --cases '$(CASES)' $(ARGS)

@@ -1,4 +1,4 @@
-"""Recurrent LIF (``recurrent: true``) in Spyx, Rockpool (torch and JAX), SpikingJelly and BrainPy:
+"""Recurrent LIF (``recurrent: true``) in Spyx, Rockpool (torch and JAX), SpikingJelly, BrainPy and Sinabs:
 each framework's own recurrent neuron against the reference on a small recurrent net, and the
 refusals of what they cannot express. Each test skips only when its framework is not installed."""
 
@@ -34,6 +34,8 @@ EXACT = [
     ("spikingjelly", rec_case(reset="subtract_decayed")),  # LinearRecurrentContainer
     ("spikingjelly", rec_case("if", reset="zero")),
     ("brainpy", rec_case(detach_reset=False)),  # LIF + CurrentProj of its own spikes
+    ("sinabs", rec_case()),  # LIFRecurrent with a bias-free nn.Linear as rec_connect
+    ("sinabs", rec_case("if", reset="zero")),  # IAFRecurrent
 ]
 
 
@@ -70,7 +72,7 @@ def test_rockpool_jax_recurrent_forward_is_exact():
     assert res["proof"]["agrees"] and res["proof"]["max_grad_norm_rel_err"] < 1e-5
 
 
-@pytest.mark.parametrize("name", ["spyx", "rockpool", "rockpool-jax", "spikingjelly", "brainpy"])
+@pytest.mark.parametrize("name", ["spyx", "rockpool", "rockpool-jax", "spikingjelly", "brainpy", "sinabs"])
 def test_recurrent_weights_roundtrip(name):
     case = rec_case()
     r = need(name, case)()
@@ -148,3 +150,20 @@ def test_rockpool_recurrent_layer_uses_the_framework_class():
     assert type(module).__name__ == "LIFTorch" and module._has_rec and module.w_rec.requires_grad
     assert not any(p.requires_grad for n, p in module.named_parameters() if n != "w_rec")
 
+
+
+def test_sinabs_recurrent_state_does_not_carry_over_between_batches():
+    """``sinabs.reset_states`` (3.1.3) skips ``LIFRecurrent`` (it has a child module): the adapter resets
+    every Sinabs layer itself, so two forwards of one batch are identical."""
+    case = rec_case()
+    need("sinabs", case)
+    import torch
+
+    from snnbench.runners.nets.sinabs_net import SinabsNet
+
+    model = SinabsNet(case.network)
+    x = (torch.rand(4, 16, 32, generator=torch.Generator().manual_seed(0)) < 0.3).float() * 3
+    with torch.no_grad():
+        first, second = model(x)[1], model(x)[1]
+    assert model.layers[1].v_mem.abs().max() > 0  # the layer did integrate (and so had a state to carry)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)

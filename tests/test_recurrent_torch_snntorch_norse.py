@@ -90,7 +90,8 @@ def test_weights_round_trip_through_the_frameworks_own_parameters():
     ("norse", rec_case(bias=True), "has no bias"),
     ("norse", rec_case(reset="none"), "always resets"),
     ("norse", rec_case("if"), "if neurons are not implemented"),
-    ("sinabs", rec_case(), "LIFRecurrent, IAFRecurrent"),
+    ("sinabs", rec_case(reset="none"), "reset"),
+    ("sinabs", rec_case(image=True), "over an image is not mapped"),
     ("snntorch-parallel", rec_case(), "only linear + lif_noreset"),
     ("spyx-psu", rec_case(), "only linear + lif_noreset"),
 ])

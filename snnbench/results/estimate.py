@@ -69,6 +69,7 @@ class _Seen:
     seconds: float  # the job's wall time
     weight: float  # its work (:func:`job_weight`)
     fixed: float  # the part that does not grow with the work: start-up and compile
+    case: str = ""  # the case id (a suite's cases may differ in network, not only in size)
 
     @property
     def rate(self) -> float:
@@ -93,7 +94,7 @@ def _history(run_path: Path) -> tuple[dict, list[_Seen], float] | None:
           and isinstance(r.get("value"), (int, float))]
     compile_s = {(r["case"], r["runner"]): float(r["value"]) for r in ok if r.get("metric") == "compile_s"}
     seen = [_Seen(str(manifest.get("suite")), r["runner"], float(r["value"]), job_weight(cases[r["case"]]),
-                  min(START_S + compile_s.get((r["case"], r["runner"]), 0.0), float(r["value"])))
+                  min(START_S + compile_s.get((r["case"], r["runner"]), 0.0), float(r["value"])), r["case"])
             for r in ok if r.get("metric") == "job"]
     if not seen:
         return None
@@ -112,9 +113,10 @@ def find_runs(roots: list[Path]) -> list[Path]:
 
 
 def _job_seconds(case, runner: str, suite: str, seen: list[_Seen]) -> float:
-    """One job's estimate from the most similar earlier jobs: the same suite and runner, else the
-    same runner in any suite, else every job seen."""
-    for match in (lambda j: j.suite == suite and j.runner == runner, lambda j: j.runner == runner, lambda j: True):
+    """One job's estimate from the most similar earlier jobs: the same suite, case and runner, else
+    the same suite and runner, else the same runner in any suite, else every job seen."""
+    for match in (lambda j: j.suite == suite and j.case == case.id and j.runner == runner,
+                  lambda j: j.suite == suite and j.runner == runner, lambda j: j.runner == runner, lambda j: True):
         similar = [j for j in seen if match(j)]
         if similar:
             break

@@ -1,6 +1,7 @@
 """The spec as a Sinabs 3 network, batch-major ``[B, T, ...]`` as Sinabs expects: ``nn.Linear`` /
 ``nn.Conv2d`` / ``nn.MaxPool2d`` (images of all ``B * T`` steps at once), ``sinabs.layers.LIF`` /
-``IAF`` with ``SingleSpike`` and an ``ExpLeak`` readout, ``sinabs.reset_states`` before every batch."""
+``IAF`` with ``SingleSpike`` and an ``ExpLeak`` readout, every layer's state reset before every batch
+(:func:`reset_all`). A recurrent layer is Sinabs' ``LIFRecurrent`` / ``IAFRecurrent`` (:func:`recurrent_neuron`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from ...spec import NetworkSpec
 from ..base import guarded_import
 from ..torchmath.spike import surrogate_grad_torch
 
-sinabs = guarded_import("sinabs")
 sl = guarded_import("sinabs.layers")
 spike_generation = guarded_import("sinabs.activation.spike_generation")
 
@@ -59,6 +59,31 @@ def tau_of(beta: float) -> float:
     return -1.0 / math.log(beta)
 
 
+def recurrent_neuron(spec, n: int, grad) -> nn.Module:
+    """A recurrent ``lif`` / ``if`` as Sinabs' own ``LIFRecurrent`` / ``IAFRecurrent``. Sinabs adds
+    ``rec_connect(s_t)`` to the input of step ``t + 1`` (``v_{t+1} = alpha v_t + x_{t+1} + V s_t``, with
+    ``s_0`` zero, and the gradient flowing through ``s_t``): the spec's ``V s_{t-1}`` exactly. ``rec_connect``
+    is a bias-free ``nn.Linear(n, n)``, its weight the canonical ``layers.{i}.recurrent`` (``[out, in]``).
+    Reset, spike function and surrogate are the feed-forward layer's hooks."""
+    rec = nn.Linear(n, n, bias=False)
+    common = dict(rec_connect=rec, spike_threshold=torch.tensor(float(spec.threshold)),
+                  spike_fn=spike_generation.SingleSpike, surrogate_grad_fn=grad)
+    if spec.type == "if":
+        return sl.IAFRecurrent(reset_fn=CanonicalReset(spec.reset, spec.detach_reset, 1.0), **common)
+    return sl.LIFRecurrent(tau_mem=tau_of(spec.beta), norm_input=False,
+                           reset_fn=CanonicalReset(spec.reset, spec.detach_reset, float(spec.beta)), **common)
+
+
+def reset_all(model: nn.Module) -> None:
+    """Zero the state of every Sinabs layer in ``model``. ``sinabs.reset_states`` (3.1.3) descends into a
+    module with children instead of resetting it, so it never resets ``LIFRecurrent`` (whose ``rec_connect``
+    is a child): the membrane would carry over from the previous batch. This resets each ``StatefulLayer``
+    itself, with Sinabs' own ``reset_states`` method."""
+    for m in model.modules():
+        if isinstance(m, sl.StatefulLayer):
+            m.reset_states()
+
+
 class SinabsNet(nn.Module):
     """``forward(x [B, T, C], record_spikes) -> (spikes per spiking layer [B, T, n], readout [B, T, O])``;
     module ``layers.{i}`` holds spec layer ``i``. Sinabs' time constants are frozen (the spec's decays are
@@ -82,6 +107,8 @@ class SinabsNet(nn.Module):
                 layers.append(nn.Flatten(2))  # [B, T, C, H, W] -> [B, T, n]
             elif spec.type == "li":
                 layers.append(sl.ExpLeak(tau_mem=tau_of(spec.beta), norm_input=False))
+            elif spec.recurrent:
+                layers.append(recurrent_neuron(spec, n, grad))
             elif spec.type == "if":
                 layers.append(sl.IAF(spike_threshold=torch.tensor(float(spec.threshold)),
                                      spike_fn=spike_generation.SingleSpike,
@@ -99,7 +126,7 @@ class SinabsNet(nn.Module):
 
     def forward(self, x, record_spikes: bool = False):
         assert x.dim() == 3 and x.shape[-1] == self.spec.inputs, f"expected [B, T, C], got {tuple(x.shape)}"
-        sinabs.reset_states(self)
+        reset_all(self)
         B, T = x.shape[:2]
         h, spikes = x.reshape(B, T, *self.in_shapes[0]), []
         for spec, module in zip(self.spec.layers, self.layers):
