@@ -445,14 +445,18 @@ class CompiledTorch:
         compiled minus as many steady calls (what compiling added), summed over the training step and
         evaluation. (Taking only the first call missed a graph compiled on the second: snnTorch's neurons
         make their state on the first call, and the second is traced again; 57.7 s was recorded for 468 s
-        of compiling in the 3 Dec SHD publish.)"""
+        of compiling in the 3 Dec SHD publish.) The training step is then called again after the
+        evaluation forward: a module that keeps its state between calls (snnTorch's neurons keep their last
+        spikes and membranes, whose ``requires_grad`` and rank differ after a no-grad call) compiles one
+        more graph there, which every training epoch after the first evaluation would otherwise pay (or the
+        parity gate's first gradient: 58 s of snntorch-compile's job on ``shd-rec-h128``)."""
         if getattr(self, "_compile_s", None) is not None:
             return
         from torch._dynamo.utils import counters
 
         counters.clear()
         spent = 0.0
-        for step in (self.fwdbwd_step, self.fwd_step):
+        for step in (self.fwdbwd_step, self.fwd_step, self.fwdbwd_step):
             compiling = []
             for _ in range(self.MAX_COMPILING_CALLS):
                 before = int(counters["stats"]["unique_graphs"])
@@ -471,9 +475,10 @@ class CompiledTorch:
 
     def forward(self, x):
         """The parity gate's spike record, from the same module and weights run eagerly (``torch.compile``'s
-        original module). Recording spikes compiled would be a third graph, as long to compile as the
-        training one (79 s of snntorch-compile's 85 s outside measurement in the 3 Dec SHD publish), for a
-        forward that is timed nowhere. What the compiled graphs compute is still gated: the gate's loss and
+        original module). Recording spikes compiled would be one more graph, as long to compile as the
+        training one, for a forward that is timed nowhere. (The gate's other compile in the 3 Dec SHD
+        publish, 79 s of snntorch-compile's job, was the training step after an evaluation, now compiled
+        in :meth:`_ensure_compiled`.) What the compiled graphs compute is still gated: the gate's loss and
         gradients (:meth:`forward_backward`) come from the compiled training graph."""
         compiled = self.model
         self.model = getattr(compiled, "_orig_mod", compiled)
