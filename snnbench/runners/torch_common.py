@@ -476,9 +476,10 @@ class CompiledTorch:
     def forward(self, x):
         """The parity gate's spike record, from the same module and weights run eagerly (``torch.compile``'s
         original module). Recording spikes compiled would be one more graph, as long to compile as the
-        training one, for a forward that is timed nowhere. (The gate's other compile in the 3 Dec SHD
-        publish, 79 s of snntorch-compile's job, was the training step after an evaluation, now compiled
-        in :meth:`_ensure_compiled`.) What the compiled graphs compute is still gated: the gate's loss and
+        training one, for a forward that is timed nowhere. (The gate's other compile, 79 s of
+        snntorch-compile's job in the 3 Dec SHD publish, was most likely the training step after an
+        evaluation, the graph seen compiling in the gate on shd-rec-h128 (58 s); it is now compiled in
+        :meth:`_ensure_compiled`.) What the compiled graphs compute is still gated: the gate's loss and
         gradients (:meth:`forward_backward`) come from the compiled training graph."""
         compiled = self.model
         self.model = getattr(compiled, "_orig_mod", compiled)
