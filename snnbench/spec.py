@@ -322,7 +322,8 @@ class Case:
         return shape
 
 
-TIMING_FIELDS = {"warmup": int, "min_repeats": int, "min_time_s": float, "max_repeats": int, "cv_threshold": float}
+TIMING_FIELDS = {"warmup": int, "min_repeats": int, "min_time_s": float, "max_repeats": int, "cv_threshold": float,
+                 "ci_rel": float}
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,32 @@ def test_time_calls_respects_policy_and_barrier():
     assert per.seconds == [s / 4 for s in t.seconds] and per.minor_faults == [f / 4 for f in t.minor_faults]
 
 
+def test_the_median_ci_is_the_binomial_order_statistics():
+    from snnbench.harness.timing import median_ci
+
+    assert median_ci(list(range(1, 21))) == (6.0, 15.0)  # the textbook 95% interval for n = 20
+    assert median_ci([5.0, 1.0, 3.0]) == (1.0, 5.0)  # too few samples for 95%: the whole range
+    assert median_ci(list(range(1, 11))) == (2.0, 9.0)
+    rng = np.random.default_rng(0)  # its coverage of the true median, over many draws, is at least 95%
+    covered = [lo <= 0.0 <= hi for lo, hi in (median_ci(list(rng.normal(size=15))) for _ in range(2000))]
+    assert np.mean(covered) >= 0.94
+
+
+def test_the_adaptive_policy_stops_once_the_median_is_known_and_never_later_than_the_time_rule():
+    from snnbench.harness.timing import ci_tight
+
+    steady = time_calls(lambda: time.sleep(0.02), lambda v: None,
+                        RepeatPolicy(warmup=0, min_repeats=3, min_time_s=30.0, ci_rel=1.0))
+    assert len(steady.seconds) == 3  # (a CI within +-100% of the median: tight at once)
+    noisy = iter([1.0, 1.0, 9.0] * 100)
+    assert not ci_tight([1.0, 1.0, 9.0], 0.5) and ci_tight([1.0, 1.02, 0.99, 1.01, 1.0, 1.0], 0.03)
+    calls = time_calls(lambda: next(noisy), lambda v: None, RepeatPolicy(warmup=0, min_repeats=3, min_time_s=0.0,
+                                                                          ci_rel=0.01))
+    assert len(calls.seconds) == 3  # the time rule ends it first; adaptive only ever cuts short
+    assert len(time_calls(lambda: None, lambda v: None, RepeatPolicy(warmup=2, min_repeats=2, min_time_s=0.0),
+                          warmup=0).warmup_seconds) == 0  # a caller that knows the callable is warm
+
+
 # malloc + touch + free of 64 MiB per call, as XLA:CPU does with a program's temporaries (NumPy
 # would ask for huge pages, which hides the effect)
 FRESH_BLOCKS = """

@@ -103,3 +103,50 @@ def test_the_gate_with_its_reference_in_a_child_process_equals_the_gate_in_one_p
     for k in local["grads"]:
         assert remote["grads"][k]["cosine"] == pytest.approx(local["grads"][k]["cosine"], abs=1e-12)
     assert np.isfinite(remote["readout_max_rel_err"])
+
+
+def test_the_prefetched_reference_gives_the_gate_the_same_input_and_verdict():
+    """The child builds the reference and chooses the input while the worker imports; the gate then takes
+    them, and its verdict and figures are those of the gate that does everything itself."""
+    pytest.importorskip("torch")
+    from snnbench.harness.parity import compare
+    from snnbench.harness.parity_remote import ReferenceProcess
+    from snnbench.spec import parse_suite
+    from tests.conftest import built, tiny_network_yaml
+
+    case = parse_suite({"suite": "t", "defaults": {"time_steps": 16, "channels": 16, "batch": 4},
+                        "network": tiny_network_yaml(), "cases": [{"id": "c"}]}, "t.yaml").cases[0]
+    local = compare(case, "torch", batch=4)
+    with ReferenceProcess() as reference:
+        reference.prefetch("reference", case, "cpu", 0, 4)
+        runner = built("torch", case)
+        reference.ready()
+        remote = compare(case, "torch", batch=4, other=runner, build_reference=reference.build,
+                         choose=reference.conclusive_input)
+        assert reference.request("build", "reference", case, "cpu", 0) == 1  # the prefetched one was taken
+    assert remote["status"] == local["status"] == "pass"
+    assert remote["input"] == local["input"] and remote["loss_ref"] == local["loss_ref"]
+    for k in local["grads"]:
+        assert remote["grads"][k]["cosine"] == pytest.approx(local["grads"][k]["cosine"], abs=1e-12)
+
+
+def test_a_reference_process_still_working_on_a_prefetch_is_killed_at_once_on_close():
+    from snnbench.harness.parity_remote import ReferenceProcess
+    from snnbench.spec import parse_suite
+    from tests.conftest import tiny_network_yaml
+
+    case = parse_suite({"suite": "t", "defaults": {"time_steps": 16, "channels": 16, "batch": 4},
+                        "network": tiny_network_yaml(), "cases": [{"id": "c"}]}, "t.yaml").cases[0]
+    reference = ReferenceProcess()
+    reference.prefetch("reference", case, "cpu", 0, 4)  # the child is still importing JAX
+    t0 = time.perf_counter()
+    reference.close()
+    assert not reference.proc.is_alive() and time.perf_counter() - t0 < 5.0
+    reference.close()  # twice is harmless
+
+
+def test_the_consistency_probes_count_as_timed_samples():
+    records = [{**_step_record("a", [10.0], [], 4, []), "metric": "fwdbwd_ms"},  # K = 4 steps per sample
+               {"runner": "a", "case": "c", "metric": "epoch_s", "status": "ok",
+                "step_consistency": {"fwdbwd_samples_ms": [100.0, 150.0]}}]
+    assert timed_samples_s(records) == pytest.approx(0.04 + 4 * 0.25)

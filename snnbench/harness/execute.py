@@ -9,6 +9,7 @@ exception escapes :func:`execute`.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
@@ -107,27 +108,55 @@ def execute(job: dict[str, Any], emit: Emit) -> None:
 
     phase = ["import"]
     try:
-        prepared = _prepare(job, case, base, record, phase)
-        if prepared is None:
-            return
-        runner, train, test = prepared
-
-        def refresh_info() -> None:  # compiled runners know their graphs only after compiling
-            info = runner.info()
-            base.update(framework=info.framework, version=info.version, mode=info.mode, runner_extra=info.extra)
-
-        refresh_info()
-        phase[0] = "measure"
-        if job.get("kind") == "memory":
-            return _probe_memory(job, case, runner, train, test, record)
-        _measure(case, runner, train, test, record, emit, RepeatPolicy.from_dict(job.get("timing")), refresh_info,
-                 job, base)
+        with _reference_for_gate(job, case) as reference:
+            _benchmark(job, case, base, record, emit, phase, reference)
     except Exception as exc:  # every failure is a record, never a crash of the run
         if is_disk_full(exc):  # not the job's fault: the run stops, resumable, and says why
             return _disk_full(emit, f"{phase[0]}: {failure_reason(exc)}")
         status = "oom" if is_oom(exc) else "failed"
         traceback.print_exc(file=sys.stderr)  # into the job's log file
         record("run", status, f"{phase[0]}: {failure_reason(exc)}", peak_rss_bytes=host_peak_bytes())
+
+
+@contextlib.contextmanager
+def _reference_for_gate(job: dict[str, Any], case: Case):
+    """The reference's process for the job's parity gate (:mod:`.parity_remote`), started first so that
+    it builds the reference and chooses the gate's input while this worker imports the framework, loads
+    the data and builds its runner; None for a job without a gate. Closed on the way out, whatever
+    happened (the gate closes it as soon as it is done)."""
+    if not (job.get("parity_in_worker") and job.get("check_parity", True) and job["runner"] != "reference"
+            and job.get("kind") != "memory"):
+        yield None
+        return
+    from .parity_remote import ReferenceProcess
+
+    with clock("parity"):
+        reference = ReferenceProcess()
+        reference.prefetch("reference", case, job["device"], case.spec.seed, job.get("parity_batch", 16))
+    try:
+        yield reference
+    finally:
+        reference.close()
+
+
+def _benchmark(job: dict[str, Any], case: Case, base: dict[str, Any], record, emit, phase: list[str],
+               reference) -> None:
+    """Prepare the runner, then a memory job's phase or the benchmark's measurements (:func:`_measure`)."""
+    prepared = _prepare(job, case, base, record, phase)
+    if prepared is None:
+        return
+    runner, train, test = prepared
+
+    def refresh_info() -> None:  # compiled runners know their graphs only after compiling
+        info = runner.info()
+        base.update(framework=info.framework, version=info.version, mode=info.mode, runner_extra=info.extra)
+
+    refresh_info()
+    phase[0] = "measure"
+    if job.get("kind") == "memory":
+        return _probe_memory(job, case, runner, train, test, record)
+    _measure(case, runner, train, test, record, emit, RepeatPolicy.from_dict(job.get("timing")), refresh_info,
+             job, base, reference)
 
 
 def _disk_full(emit: Emit, reason: str) -> None:
@@ -140,20 +169,23 @@ def _disk_full(emit: Emit, reason: str) -> None:
 
 
 def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy, refresh_info,
-             job: dict[str, Any], base: dict[str, Any]) -> None:
-    """The benchmark's phases in order; ``base`` holds the fields every record of the job carries."""
+             job: dict[str, Any], base: dict[str, Any], reference=None) -> None:
+    """The benchmark's phases in order; ``base`` holds the fields every record of the job carries;
+    ``reference``: the gate's reference process (:func:`_reference_for_gate`), or None."""
     def phase(name: str) -> None:  # for the parent's progress display
         emit({"event": "progress", "what": "phase", "phase": name})
 
     k = measure.steps_per_sample(case)
     xs, ys = measure.timing_batches(case, test, k)
-    if job.get("parity_in_worker") and job.get("check_parity", True) and job["runner"] != "reference":
+    if reference is not None:
+        with clock("parity"):  # its prefetch ends before anything measured (compile included) starts
+            reference.ready()
         if getattr(runner, "compiles_on_prepare", False):  # compiled once, cold, before the gate uses it
             with clock("compile"):
                 runner.prepare_batch(xs[0], ys[0])
         phase("parity gate")
         with clock("parity"):
-            base["parity"] = gate(job, case, runner, record)
+            base["parity"] = gate(job, case, runner, record, reference)
         refresh_info()
     phase("fwd and fwd+bwd timing")
     steps = measure.time_steps(runner, case, xs, ys, policy)
@@ -203,22 +235,21 @@ def _probe_memory(job: dict[str, Any], case: Case, runner, train, test, record) 
                                                    f"the {job['phase']} phase"})
 
 
-def gate(job: dict[str, Any], case: Case, runner, record) -> dict[str, Any]:
-    """The parity gate run on the job's own runner, before anything is measured: the reference in a
-    child process (:mod:`.parity_remote`). The gate sets its own weights;
+def gate(job: dict[str, Any], case: Case, runner, record, reference) -> dict[str, Any]:
+    """The parity gate run on the job's own runner, before anything is measured: the reference in the
+    child process ``reference`` (:mod:`.parity_remote`), closed here once the gate is done. The gate sets its own weights;
     the case's initial weights are restored after it, and checked. Emits the ``parity`` record and
     returns what the job's other records carry. A failure of the gate is its record, never the job's."""
     from .parity import compare, summary
-    from .parity_remote import ReferenceProcess
 
     initial = init_weights(case.network, case.spec.seed)
     # a runner that compiles per batch shape is checked at the shape it is timed and trained at (nothing to
     # compile again); the others at the gate's usual small batch, which costs less
     batch = case.spec.batch if getattr(runner, "compiles_on_prepare", False) else job.get("parity_batch", 16)
     try:
-        with ReferenceProcess() as reference:
+        with reference:
             result = compare(case, job["runner"], batch=batch, seed=case.spec.seed, device=job["device"],
-                             other=runner, build_reference=reference.build)
+                             other=runner, build_reference=reference.build, choose=reference.conclusive_input)
     except Exception as exc:
         if is_disk_full(exc):
             raise

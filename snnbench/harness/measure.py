@@ -86,7 +86,8 @@ def time_steps(runner, case: Case, xs: np.ndarray, ys: np.ndarray, policy: Repea
             with phase_memory(runner, phase) as mem:
                 per_call = time_calls(lambda: one(batch), runner.barrier, policy)
             batch = runner.prepare_batches(xs, ys)  # the single batch is released first
-            per_step = time_calls(lambda: many(batch), runner.barrier, policy).per(k)
+            warm = 0 if runner.steps_reuse_step(batch) else None  # (None: the policy's warm-up)
+            per_step = time_calls(lambda: many(batch), runner.barrier, policy, warmup=warm).per(k)
             batch = None
         out[metric] = {"per_step": per_step, "per_call": per_call, "memory": mem.result}
     return out
@@ -155,9 +156,10 @@ def train(runner, case: Case, train_set, test_set, record: Record, emit, policy:
     trained canonical weights to ``weights_out`` (``.npz``) and measure the trained network's efficiency
     on the first test batch.
 
-    ``fwdbwd_probe()`` times one per-step fwd+bwd sample (ms per step); it runs after every epoch,
-    off the epoch's clock, so the consistency check compares figures taken side by side (a shared
-    machine drifts by 20% over minutes)."""
+    ``fwdbwd_probe()`` times one per-step fwd+bwd sample (ms per step); it runs after every epoch
+    whose time the check compares (those after the first, or the only one), off the epoch's clock, so
+    the consistency check compares figures taken side by side (a shared machine drifts by 20% over
+    minutes)."""
     with phase_memory(runner, "train") as mem:
         with clock("staging"):
             staged = runner.stage(train_set, test_set)
@@ -175,7 +177,7 @@ def train(runner, case: Case, train_set, test_set, record: Record, emit, policy:
                 runner.barrier()
                 epoch_s.append(time.perf_counter() - t0)
             batches = res.samples // case.spec.batch
-            if fwdbwd_probe is not None:
+            if fwdbwd_probe is not None and (epoch > 0 or case.spec.epochs == 1):  # as the epochs compared
                 with clock("consistency probes"):
                     probes.append(fwdbwd_probe())
             with clock("evaluation"):
@@ -193,7 +195,7 @@ def train(runner, case: Case, train_set, test_set, record: Record, emit, policy:
             trained["weights"] = save_weights(runner, weights_out)
     steady = epoch_s[1:] if len(epoch_s) > 1 else epoch_s
     stats = stats_with_flag(steady, policy.cv_threshold)
-    consistency = step_consistency(stats["median"], batches, probes[1:] if len(probes) > 1 else probes)
+    consistency = step_consistency(stats["median"], batches, probes)
     last = curve[-1]
     record("epoch_s", unit="s", samples=epoch_s, stats=stats, value=stats["median"], accuracy=last["test_acc"],
            loss=last["test_loss"], peak_rss_bytes=mem.result.host_peak_bytes,

@@ -212,12 +212,13 @@ def agreement(ref, other, case: Case, x: np.ndarray, y: np.ndarray, tol: Toleran
 
 
 def compare(case: Case, runner: str, reference: str = "reference", batch: int = 16, seed: int = 0,
-            device: str = "cpu", other=None, build_reference=None) -> dict[str, Any]:
+            device: str = "cpu", other=None, build_reference=None, choose=None) -> dict[str, Any]:
     """Run the parity gate for ``runner`` against ``reference`` on ``case``, on ``device``.
 
     ``other``: the runner, already built for ``case`` (the benchmark worker's own; its weights are the
     gate's to set). ``build_reference(name, case, device, seed)``: how reference runners are made (default:
-    here, in this process; :mod:`.parity_remote` makes them in a child process)."""
+    here, in this process; :mod:`.parity_remote` makes them in a child process). ``choose(ref, case, batch,
+    seed)``: how the conclusive input is found (default :func:`conclusive_input`, here)."""
     result: dict[str, Any] = {"runner": runner, "reference": reference, "case": case.id, "batch": batch,
                               "device": device}
     build = build_reference or _build
@@ -228,7 +229,7 @@ def compare(case: Case, runner: str, reference: str = "reference", batch: int = 
         return {**result, "status": "skipped", "reason": str(exc)}
     declared = other.deviations(case)
     result["deviations"] = [d.text for d in declared]
-    chosen = conclusive_input(ref, case, batch, seed)
+    chosen = (choose or conclusive_input)(ref, case, batch, seed)
     if "why" in chosen:
         return {**result, "status": "inconclusive", "reason": chosen["why"]}
     x, y = chosen["x"], chosen["y"]

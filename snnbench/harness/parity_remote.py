@@ -13,6 +13,7 @@ The child lives only for the gate and is closed before anything is timed.
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 from typing import Any
 
 
@@ -21,10 +22,28 @@ class RemoteError(RuntimeError):
 
 
 def _serve(conn) -> None:
-    """The child: build reference runners, answer calls, until the parent closes the pipe."""
-    from .parity import Skip, _build
+    """The child: build reference runners, answer calls, until the parent closes the pipe. A
+    ``prepare`` request (:meth:`ReferenceProcess.prefetch`) builds the reference and finds the gate's
+    conclusive input ahead of time; the gate's own requests for the same then take them as they are."""
+    from .parity import Skip, _build, conclusive_input
 
     runners: dict[int, Any] = {}
+    prebuilt: dict[bytes, int] = {}  # a prefetched build, taken by the first build request with its arguments
+    chosen: dict[bytes, Any] = {}  # a prefetched conclusive input, by (runner id, case, batch, seed)
+
+    def build(args: tuple) -> int:
+        rid = prebuilt.pop(pickle.dumps(args), None)
+        if rid is None:
+            runners[len(runners)] = _build(*args)
+            rid = len(runners) - 1
+        return rid
+
+    def conclusive(rid: int, case, batch: int, seed: int) -> Any:
+        key = pickle.dumps((rid, case, batch, seed))
+        if key not in chosen:
+            chosen[key] = conclusive_input(runners[rid], case, batch, seed)
+        return chosen.pop(key)
+
     while True:
         try:
             request = conn.recv()
@@ -33,8 +52,15 @@ def _serve(conn) -> None:
         op, args = request
         try:
             if op == "build":
-                runners[len(runners)] = _build(*args)
-                result: Any = len(runners) - 1
+                result: Any = build(args)
+            elif op == "prepare":  # (name, case, device, seed, batch): build and choose the input, kept
+                rid = build(args[:4])
+                prebuilt[pickle.dumps(args[:4])] = rid
+                chosen[pickle.dumps((rid, args[1], args[4], args[3]))] = conclusive_input(
+                    runners[rid], args[1], args[4], args[3])
+                result = None
+            elif op == "conclusive":
+                result = conclusive(*args)
             else:
                 rid, method, call_args = args
                 result = getattr(runners[rid], method)(*call_args)
@@ -55,10 +81,29 @@ class ReferenceProcess:
         self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="snnbench-parity-reference")
         self.proc.start()
         child.close()
+        self._pending = 0  # replies to prefetches not yet read
+
+    def prefetch(self, name: str, case, device: str, seed: int, batch: int) -> None:
+        """Start building reference ``name`` for ``case`` and choosing the gate's input at ``batch``
+        now, without waiting: the child works while this process imports and builds its framework.
+        Call :meth:`ready` before anything is timed (the child's work would compete for the cores)."""
+        self.conn.send(("prepare", (name, case, device, seed, batch)))
+        self._pending += 1
+
+    def ready(self) -> None:
+        """Wait until the child has finished every prefetch. A prefetch's failure is not raised here:
+        the gate's own request for the same work raises it, or does the work."""
+        while self._pending:
+            try:
+                self.conn.recv()
+            except EOFError:
+                raise RemoteError(f"the reference's process died (exit code {self.proc.exitcode})") from None
+            self._pending -= 1
 
     def request(self, op: str, *args: Any) -> Any:
         from .parity import Skip
 
+        self.ready()
         self.conn.send((op, args))
         try:
             status, value = self.conn.recv()
@@ -73,8 +118,17 @@ class ReferenceProcess:
     def build(self, name: str, case, device: str, seed: int) -> "RemoteRunner":
         return RemoteRunner(self, self.request("build", name, case, device, seed))
 
+    def conclusive_input(self, ref: "RemoteRunner", case, batch: int, seed: int) -> dict[str, Any]:
+        """:func:`.parity.conclusive_input` for ``ref``, found in the child (prefetched, or now)."""
+        return self.request("conclusive", ref.rid, case, batch, seed)
+
     def close(self) -> None:
+        """End the child: at once if it is still working on a prefetch nobody will read (a skipped job)."""
+        if self.conn.closed:
+            return
         self.conn.close()
+        if self._pending and self.proc.is_alive():
+            self.proc.kill()
         self.proc.join(timeout=10)
         if self.proc.is_alive():
             self.proc.kill()

@@ -1,14 +1,16 @@
 """Clock discipline and sample statistics.
 
 Every timed region ends with the runner's device barrier, so asynchronous device work is counted.
-Warm-up calls are made and discarded first; then calls repeat until both a minimum count and a
-minimum total time are reached (pyperf-style calibration), keeping every sample. Each sample also
+Warm-up calls are made and discarded first; then calls repeat until a minimum count is reached and
+either the samples' median is known tightly enough (``ci_rel``: the adaptive policy) or a minimum
+total time has passed (pyperf-style calibration), keeping every sample. Each sample also
 carries the process's minor page faults and kernel CPU time over the same region: a figure that
 pays for fresh memory mappings on every call shows it there (see :mod:`.allocator`).
 """
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from dataclasses import dataclass, field
@@ -19,12 +21,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RepeatPolicy:
+    """How often a callable is called: ``warmup`` calls discarded, then at least ``min_repeats``
+    samples; after those, sampling stops as soon as the distribution-free 95% confidence interval of
+    the median (:func:`median_ci`) lies within ``ci_rel`` of the median on each side (``ci_rel`` 0:
+    never early), and at the latest once ``min_time_s`` seconds of samples or ``max_repeats``
+    samples are reached. The adaptive stop only ever cuts sampling short of the time-based rule."""
+
     warmup: int = 2
     min_repeats: int = 5
     min_time_s: float = 1.0
     max_repeats: int = 200
     #: a measurement whose coefficient of variation is above this is flagged ``unstable``
     cv_threshold: float = 0.10
+    #: stop once the median's 95% CI half-width is at most this fraction of the median (0: off)
+    ci_rel: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "RepeatPolicy":
@@ -51,18 +61,49 @@ def _usage() -> tuple[int, float]:
     return u.ru_minflt, u.ru_stime
 
 
+def median_ci(samples: list[float], level: float = 0.95) -> tuple[float, float]:
+    """The distribution-free confidence interval of the median: the order statistics ``x_(j)``,
+    ``x_(n+1-j)`` with the largest ``j`` whose binomial(n, 1/2) coverage is at least ``level`` (the
+    whole range when ``n`` is too small to reach it: 5 or fewer samples at 95%). Exact for any
+    continuous distribution, no resampling, so cheap enough to ask after every sample."""
+    x = np.sort(np.asarray(samples, float))
+    n = x.size
+    if n == 0:
+        return float("nan"), float("nan")
+    pmf = [math.comb(n, i) / 2.0 ** n for i in range(n + 1)]
+    j = 0  # 0-based: the interval [x[j], x[n-1-j]] covers the median with 1 - 2 * P(B <= j)
+    while j + 1 < n - 1 - j and 1 - 2 * sum(pmf[: j + 2]) >= level:
+        j += 1
+    return float(x[j]), float(x[n - 1 - j])
+
+
+def ci_tight(samples: list[float], ci_rel: float) -> bool:
+    """Whether the median's 95% CI (:func:`median_ci`) lies within ``ci_rel`` of the median on each side."""
+    if ci_rel <= 0 or len(samples) < 2:
+        return False
+    lo, hi = median_ci(samples)
+    med = float(np.median(samples))
+    return med > 0 and med - lo <= ci_rel * med and hi - med <= ci_rel * med
+
+
+def _enough(seconds: list[float], elapsed: float, policy: RepeatPolicy) -> bool:
+    n = len(seconds)
+    if n < policy.min_repeats:
+        return False
+    return n >= policy.max_repeats or elapsed >= policy.min_time_s or ci_tight(seconds, policy.ci_rel)
+
+
 def time_calls(fn: Callable[[], Any], barrier: Callable[[Any], None],
-               policy: RepeatPolicy = RepeatPolicy()) -> Timing:
-    """Time ``fn``: each sample runs from the call until ``barrier(fn())`` returns."""
+               policy: RepeatPolicy = RepeatPolicy(), warmup: int | None = None) -> Timing:
+    """Time ``fn``: each sample runs from the call until ``barrier(fn())`` returns. ``warmup``
+    overrides the policy's warm-up count (the caller knows ``fn`` is already warm)."""
     out = Timing()
-    for _ in range(policy.warmup):
+    for _ in range(policy.warmup if warmup is None else warmup):
         t0 = time.perf_counter()
         barrier(fn())
         out.warmup_seconds.append(time.perf_counter() - t0)
     start = time.perf_counter()
-    while len(out.seconds) < policy.min_repeats or (
-        time.perf_counter() - start < policy.min_time_s and len(out.seconds) < policy.max_repeats
-    ):
+    while not _enough(out.seconds, time.perf_counter() - start, policy):
         faults0, sys0 = _usage()
         t0 = time.perf_counter()
         barrier(fn())

@@ -2,9 +2,10 @@
 for the run, beside the part of it that is measurement.
 
 *Measurement* is what the results are made of: compile, the epochs, their evaluation, and the timed
-samples of the step timings and GEMM floor (the samples alone, not their warm-up calls). Everything
-else (starting workers, imports, the parity gate, warm-ups, probes, what lies between jobs) is what
-measuring costs; ``overhead`` is the run's wall time over its measurement.
+samples of the step timings, the GEMM floor and the step-consistency probes (the samples alone, not
+their warm-up calls). Everything else (starting workers, imports, the parity gate, warm-ups, staging,
+what lies between jobs) is what measuring costs; ``overhead`` is the run's wall time over its
+measurement.
 """
 
 from __future__ import annotations
@@ -30,9 +31,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def timed_samples_s(records: list[dict[str, Any]]) -> float:
-    """Seconds inside timed samples (fwd, fwd+bwd per call and per step, and their GEMM floors)."""
+    """Seconds inside timed samples (fwd, fwd+bwd per call and per step, their GEMM floors, and the
+    step-consistency probes between epochs, which are fwd+bwd per-step samples over the same K
+    batches) of one job's ``records``."""
     total = 0.0
+    k_probe = next(((r.get("extra") or {}).get("steps_per_sample") or 1 for r in records
+                    if r.get("metric") == "fwdbwd_ms" and r.get("status") == "ok"), 1)
     for r in records:
+        if r.get("metric") == "epoch_s" and r.get("status") == "ok":
+            total += k_probe * sum((r.get("step_consistency") or {}).get("fwdbwd_samples_ms") or [])
         if r.get("metric") not in ("fwd_ms", "fwdbwd_ms") or r.get("status") != "ok":
             continue
         extra = r.get("extra") or {}

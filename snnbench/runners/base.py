@@ -302,6 +302,13 @@ class Runner(abc.ABC):
             out = self.fwdbwd_step(batch)
         return out
 
+    def steps_reuse_step(self, batches: Any) -> bool:
+        """Whether :meth:`fwd_steps` / :meth:`fwdbwd_steps` on ``batches`` only call :meth:`fwd_step` /
+        :meth:`fwdbwd_step` in a loop (True here): the per-call timing has then warmed up everything the
+        per-step timing runs, and its warm-up call (K steps) is skipped. A runner that runs the K
+        batches as a program of their own (a ``lax.scan``) says False for those batches."""
+        return True
+
     # ------------------------------------------------------------------------------- training
     @abc.abstractmethod
     def stage(self, train: SpikeDataset, test: SpikeDataset) -> dict[str, Any]:

@@ -461,6 +461,9 @@ class JaxRunnerBase(Runner):
             return [self.fwdbwd_step(batch) for batch in batches]
         return self._grad_k(self.params, *batches)
 
+    def steps_reuse_step(self, batches: Any) -> bool:
+        return isinstance(batches, list)  # loop mode; a stacked [K, ...] batch is one scan program
+
     def forward(self, x: np.ndarray) -> ForwardResult:
         xt, _ = self._dense(x, np.zeros(len(x)))
         out = self._fwd_spikes(self.params, xt)
