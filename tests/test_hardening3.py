@@ -793,3 +793,20 @@ def test_records_measured_beside_a_busy_process_are_flagged(tmp_path, small_shd)
     job = next(r for r in recs if r["metric"] == "job")
     assert job["load"]["interference"] is True and job["load"]["other_cores"] > 0.5, job["load"]
     assert "under interference" in p.stdout
+
+
+def test_a_workers_helper_in_its_process_group_is_the_jobs_own_cpu_time():
+    """The parity gate's reference process works while the worker imports: the job's, not interference."""
+    from snnbench.harness.interference import group_cpu_s, process_cpu_s
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    leader = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time\n"
+                               "c = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+                               "time.sleep(60)"], start_new_session=True)
+    try:
+        time.sleep(1.5)
+        assert process_cpu_s(leader.pid, ticks) < 0.5  # the leader sleeps; its busy child is unreaped
+        assert group_cpu_s(leader.pid, ticks) > 0.5
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()

@@ -55,9 +55,17 @@ def base_record(job: dict[str, Any], case: Case) -> dict[str, Any]:
     }
 
 
-def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phase: list[str]):
+def gate_batch(runner, case: Case, job: dict[str, Any]) -> int:
+    """The parity gate's batch: a runner that compiles per batch shape is checked at the shape it is timed
+    and trained at (nothing to compile again); the others at the gate's usual small batch, which costs less."""
+    return case.spec.batch if getattr(runner, "compiles_on_prepare", False) else job.get("parity_batch", 16)
+
+
+def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phase: list[str], reference=None):
     """Import, check and build the job's runner and load its data: ``(runner, train, test)``, or
-    None after a ``skipped`` record. ``phase[0]`` names the step under way, for failure reasons."""
+    None after a ``skipped`` record. ``phase[0]`` names the step under way, for failure reasons. Once the
+    runner is known to run the case, the gate's ``reference`` process (if any) is asked to prepare the gate
+    while this process loads the data and builds the runner."""
     with clock("import"):
         cls = get_runner_class(job["runner"])
         base["framework"] = cls.framework
@@ -70,6 +78,9 @@ def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phas
                    runner.supports(case)):
             if not ok.ok:
                 return record("run", "skipped", ok.reason)
+    if reference is not None:
+        with clock("parity"):
+            reference.prefetch("reference", case, job["device"], case.spec.seed, gate_batch(runner, case, job))
     phase[0] = "data"
     with clock("data"):
         if case.spec.dataset == "random":
@@ -121,8 +132,9 @@ def execute(job: dict[str, Any], emit: Emit) -> None:
 @contextlib.contextmanager
 def _reference_for_gate(job: dict[str, Any], case: Case):
     """The reference's process for the job's parity gate (:mod:`.parity_remote`), started first so that
-    it builds the reference and chooses the gate's input while this worker imports the framework, loads
-    the data and builds its runner; None for a job without a gate. Closed on the way out, whatever
+    it starts up while this worker imports the framework, and builds the reference and chooses the gate's
+    input (:func:`_prepare` asks) while the worker loads the data and builds its runner; None for a job
+    without a gate. Closed on the way out, whatever
     happened (the gate closes it as soon as it is done)."""
     if not (job.get("parity_in_worker") and job.get("check_parity", True) and job["runner"] != "reference"
             and job.get("kind") != "memory"):
@@ -131,8 +143,7 @@ def _reference_for_gate(job: dict[str, Any], case: Case):
     from .parity_remote import ReferenceProcess
 
     with clock("parity"):
-        reference = ReferenceProcess()
-        reference.prefetch("reference", case, job["device"], case.spec.seed, job.get("parity_batch", 16))
+        reference = ReferenceProcess()  # it starts its interpreter while this one imports the framework
     try:
         yield reference
     finally:
@@ -142,7 +153,7 @@ def _reference_for_gate(job: dict[str, Any], case: Case):
 def _benchmark(job: dict[str, Any], case: Case, base: dict[str, Any], record, emit, phase: list[str],
                reference) -> None:
     """Prepare the runner, then a memory job's phase or the benchmark's measurements (:func:`_measure`)."""
-    prepared = _prepare(job, case, base, record, phase)
+    prepared = _prepare(job, case, base, record, phase, reference)
     if prepared is None:
         return
     runner, train, test = prepared
@@ -243,9 +254,7 @@ def gate(job: dict[str, Any], case: Case, runner, record, reference) -> dict[str
     from .parity import compare, summary
 
     initial = init_weights(case.network, case.spec.seed)
-    # a runner that compiles per batch shape is checked at the shape it is timed and trained at (nothing to
-    # compile again); the others at the gate's usual small batch, which costs less
-    batch = case.spec.batch if getattr(runner, "compiles_on_prepare", False) else job.get("parity_batch", 16)
+    batch = gate_batch(runner, case, job)
     try:
         with reference:
             result = compare(case, job["runner"], batch=batch, seed=case.spec.seed, device=job["device"],

@@ -14,8 +14,9 @@ stolen share of the machine's CPU time, and ``interference: true`` when either p
 process using a quarter of a core, or 5% of the cores, on average; 5% of the CPU time stolen), with a
 one-line ``summary``. pyperf warns about an unstable system the same way.
 
-A helper process of the worker that has not ended yet counts as another process (its CPU time reaches the
-worker's counters only when the worker reaps it).
+The worker runs in a process group of its own, and every process of that group is the job's: a helper the
+worker starts (the parity gate's reference process, which works while the worker imports) is not
+interference.
 """
 
 from __future__ import annotations
@@ -57,14 +58,32 @@ def read_cpu_counters(text: str | None = None, ticks: int | None = None) -> tupl
     return (user + nice + system + irq + softirq) / ticks, steal / ticks
 
 
-def process_cpu_s(pid: int, ticks: int) -> float:
-    """User and system time of a process and of the children it has reaped (0 once it is gone)."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name: [state, ppid, pgrp, ...], or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+            return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return 0.0
-    return sum(int(v) for v in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+        return None
+
+
+def process_cpu_s(pid: int, ticks: int) -> float:
+    """User and system time of a process and of the children it has reaped (0 once it is gone)."""
+    fields = _stat_fields(pid)
+    return 0.0 if fields is None else sum(int(v) for v in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+
+
+def group_cpu_s(pgid: int, ticks: int) -> float:
+    """:func:`process_cpu_s` summed over the live processes of process group ``pgid`` (a worker started in
+    a session of its own and its helpers: the parity gate's reference process, say). A helper's time moves
+    into the worker's reaped-children time when the worker reaps it, and it is counted once either way."""
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields is not None and (fields[2] == str(pgid) or entry.name == str(pgid)):  # (a non-leader: itself)
+                total += sum(int(v) for v in fields[11:15]) / ticks
+    return total
 
 
 def machine_load(before: CpuSample, after: CpuSample, cpus: int) -> dict[str, Any]:
@@ -112,8 +131,8 @@ class LoadMonitor:
             return None  # no /proc/stat: no load figures
         t = os.times()
         own = t.user + t.system + t.children_user + t.children_system
-        if self.pid is not None:
-            own += process_cpu_s(self.pid, self.ticks)
+        if self.pid is not None:  # the worker leads its own process group (job.py starts it in a new session)
+            own += group_cpu_s(self.pid, self.ticks)
         s = CpuSample(time.monotonic(), busy, steal, own)
         self.samples.append(s)
         return s
