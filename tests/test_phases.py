@@ -150,3 +150,18 @@ def test_the_consistency_probes_count_as_timed_samples():
                {"runner": "a", "case": "c", "metric": "epoch_s", "status": "ok",
                 "step_consistency": {"fwdbwd_samples_ms": [100.0, 150.0]}}]
     assert timed_samples_s(records) == pytest.approx(0.04 + 4 * 0.25)
+
+
+def test_a_reference_process_that_died_during_its_prefetch_fails_the_gate_not_the_job():
+    from snnbench.harness.parity_remote import ReferenceProcess, RemoteError
+    from snnbench.spec import parse_suite
+    from tests.conftest import tiny_network_yaml
+
+    case = parse_suite({"suite": "t", "defaults": {"time_steps": 16, "channels": 16, "batch": 4},
+                        "network": tiny_network_yaml(), "cases": [{"id": "c"}]}, "t.yaml").cases[0]
+    with ReferenceProcess() as reference:
+        reference.prefetch("reference", case, "cpu", 0, 4)
+        reference.proc.kill()
+        reference.ready()  # returns: what is measured next must not fail with it
+        with pytest.raises((RemoteError, OSError)):
+            reference.build("reference", case, "cpu", 0)

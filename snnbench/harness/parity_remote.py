@@ -91,13 +91,15 @@ class ReferenceProcess:
         self._pending += 1
 
     def ready(self) -> None:
-        """Wait until the child has finished every prefetch. A prefetch's failure is not raised here:
-        the gate's own request for the same work raises it, or does the work."""
+        """Wait until the child has finished every prefetch. Nothing is raised here, not even for a child
+        that died: the gate's own request for the same work raises it (a parity record, never the job's
+        failure), or does the work."""
         while self._pending:
             try:
                 self.conn.recv()
-            except EOFError:
-                raise RemoteError(f"the reference's process died (exit code {self.proc.exitcode})") from None
+            except (EOFError, OSError):
+                self._pending = 0
+                return
             self._pending -= 1
 
     def request(self, op: str, *args: Any) -> Any:
