@@ -261,3 +261,26 @@ def test_the_flags_a_reader_needs():
                           ("torch", "fairness"), ("norse", "device")}, flags
     assert "2.00x slower per epoch than eager torch" in flags[("torch-compile", "compiled-slower")]
     assert "120 s of its 150 s to 80% is compile (80%)" in flags[("torch-compile", "compile-dominated")]
+
+
+def test_cpu_identity_is_parsed_and_a_different_generation_is_flagged(run_dir, tmp_path):
+    from snnbench.harness.env import cpu_id
+    from snnbench.report.envtable import environment_table
+    from snnbench.report.load import load_runs
+
+    text = ("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: fpu sse2 sse4_2 avx avx2 fma avx512f bmi2\n\n"
+            "processor\t: 1\ncpu family\t: 99\nmodel\t\t: 7\nflags\t\t: amx_tile\n")
+    assert cpu_id(text) == {"family": "25", "model": "1", "simd": "avx avx2 avx512f fma sse4_2"}
+    zen3 = {"family": "25", "model": "1", "simd": "avx avx2 fma"}
+    a = _inject(run_dir, tmp_path, "zen3", 1.0, environment={"cpu": "AMD EPYC", "cpu_id": zen3})
+    b = _inject(run_dir, tmp_path, "zen4", 1.0, environment={"cpu": "AMD EPYC", "cpu_id": {**zen3, "model": "17",
+                                                                                            "simd": "avx avx2 avx512f fma"}})
+    p = snnbench("compare", str(a), str(b))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "different environments" in p.stdout and "family 25 model 1 (avx avx2 fma) -> family 25 model 17" in p.stdout
+    same = _inject(run_dir, tmp_path, "zen3-again", 1.0, environment={"cpu": "AMD EPYC", "cpu_id": zen3})
+    assert "different environments" not in snnbench("compare", str(a), str(same)).stdout
+    html = environment_table(load_runs([a, b]))
+    assert "family 25 model 17; avx avx2 avx512f fma" in html
+    assert '<tr class="differs"><th class="t">CPU family, model, SIMD</th>' in html

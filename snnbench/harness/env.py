@@ -27,6 +27,31 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx", "asimd", "sve")
+
+
+def cpu_id(cpuinfo: str | None = None) -> dict[str, str] | None:
+    """The first CPU's family, model and SIMD extensions from ``/proc/cpuinfo`` (its text may be passed):
+    two hosts sold under one model name ("AMD EPYC") can differ by a CPU generation and by AVX-512,
+    which moves every kernel's speed. None where the file is missing."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block only
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = (fields.get("flags") or fields.get("Features") or "").split()
+    simd = sorted({f for f in flags if f.startswith(SIMD_PREFIXES)})
+    return {"family": fields.get("cpu family", "?"), "model": fields.get("model", "?"), "simd": " ".join(simd)}
+
+
 def _memory_bytes() -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -124,6 +149,7 @@ def capture() -> dict:
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "cpu": _cpu_model(),
+        "cpu_id": cpu_id(),
         "cpu_count": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
         "cpu_governor": _governor(),

@@ -29,6 +29,13 @@ def _allocator(run: Run) -> str:
     return " ".join(f"{k}={v}" for k, v in env.items()) or "not recorded"
 
 
+def _cpu_id(run: Run) -> str:
+    ident = _env(run).get("cpu_id")
+    if not ident:
+        return "not recorded"
+    return f"family {ident.get('family')} model {ident.get('model')}; {ident.get('simd') or 'no SIMD flags'}"
+
+
 def _git(run: Run, key: str) -> Any:
     return (_env(run).get("git") or {}).get(key)
 
@@ -41,6 +48,7 @@ FACTS: list[tuple[str, Callable[[Run], str], bool]] = [
     ("finished", lambda r: f"{r.manifest.get('finished', '')} ({r.manifest.get('status', '')})", False),
     ("data", lambda r: "; ".join(short_data(d) for d in r.manifest.get("data") or []) or "-", False),
     ("CPU", lambda r: str(_env(r).get("cpu")), True),
+    ("CPU family, model, SIMD", lambda r: _cpu_id(r), True),
     ("cores", lambda r: str(_env(r).get("cpu_count")), True),
     ("CPU governor", lambda r: str(_env(r).get("cpu_governor") or "n/a"), True),
     ("memory", lambda r: f"{(_env(r).get('memory_bytes') or 0) / 2**30:.1f} GiB", True),
@@ -53,6 +61,10 @@ FACTS: list[tuple[str, Callable[[Run], str], bool]] = [
     ("commit", lambda r: str(_git(r, "commit") or "unknown")[:12], True),
     ("uncommitted changes", lambda r: {True: "yes", False: "no"}.get(_git(r, "dirty"), "unknown"), True),
 ]
+
+
+#: Facts that older runs did not record: their placeholder is never highlighted as a difference.
+UNRECORDED = {"CPU family, model, SIMD": "not recorded"}
 
 
 def recorded_versions(run: Run) -> dict[str, str]:
@@ -91,7 +103,7 @@ def _row(label: str, values: list[str], matters: bool, note: str = "", absent: s
 
 def environment_table(runs: list[Run]) -> str:
     """The runs' environments side by side (one column per run)."""
-    rows = [_row(label, [get(r) for r in runs], matters) for label, get, matters in FACTS
+    rows = [_row(label, [get(r) for r in runs], matters, absent=UNRECORDED.get(label, "")) for label, get, matters in FACTS
             if not (label in ("CPU governor", "thread settings") and all(get(r) in ("n/a", "-") for r in runs))]
     packages = sorted({p for r in runs for p in _env(r).get("packages") or {}})
     for p in packages:
