@@ -274,8 +274,8 @@ def test_cpu_identity_is_parsed_and_a_different_generation_is_flagged(run_dir, t
     assert cpu_id(text) == {"family": "25", "model": "1", "simd": "avx avx2 avx512f fma sse4_2"}
     zen3 = {"family": "25", "model": "1", "simd": "avx avx2 fma"}
     a = _inject(run_dir, tmp_path, "zen3", 1.0, environment={"cpu": "AMD EPYC", "cpu_id": zen3})
-    b = _inject(run_dir, tmp_path, "zen4", 1.0, environment={"cpu": "AMD EPYC", "cpu_id": {**zen3, "model": "17",
-                                                                                            "simd": "avx avx2 avx512f fma"}})
+    zen4 = {**zen3, "model": "17", "simd": "avx avx2 avx512f fma"}
+    b = _inject(run_dir, tmp_path, "zen4", 1.0, environment={"cpu": "AMD EPYC", "cpu_id": zen4})
     p = snnbench("compare", str(a), str(b))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "different environments" in p.stdout and "family 25 model 1 (avx avx2 fma) -> family 25 model 17" in p.stdout

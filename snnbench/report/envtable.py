@@ -103,7 +103,8 @@ def _row(label: str, values: list[str], matters: bool, note: str = "", absent: s
 
 def environment_table(runs: list[Run]) -> str:
     """The runs' environments side by side (one column per run)."""
-    rows = [_row(label, [get(r) for r in runs], matters, absent=UNRECORDED.get(label, "")) for label, get, matters in FACTS
+    rows = [_row(label, [get(r) for r in runs], matters, absent=UNRECORDED.get(label, ""))
+            for label, get, matters in FACTS
             if not (label in ("CPU governor", "thread settings") and all(get(r) in ("n/a", "-") for r in runs))]
     packages = sorted({p for r in runs for p in _env(r).get("packages") or {}})
     for p in packages:
