@@ -101,10 +101,10 @@ def test_adapter_run_carries_parity(tmp_path, tiny_suite, small_shd):
     assert ref_epoch["parity"]["status"] == "reference"
     assert not any(r["runner"] == "reference" and r["metric"] == "parity" for r in records)
     # the per-step timing of a runner that loops its per-call step is warm already; the reference's K-batch
-    # scan is a program of its own, warmed up by the policy's call
+    # scan is a program of its own, compiled ahead of time: no warm-up call for either
     steps = {r["runner"]: r["extra"] for r in records if r["metric"] == "fwdbwd_ms"}
-    assert steps["torch"]["per_step"]["warmup_ms"] == [] and len(steps["torch"]["per_call"]["warmup_ms"]) >= 1
-    assert len(steps["reference"]["per_step"]["warmup_ms"]) == len(steps["reference"]["per_call"]["warmup_ms"]) >= 1
+    for runner in ("torch", "reference"):
+        assert steps[runner]["per_step"]["warmup_ms"] == [] and len(steps[runner]["per_call"]["warmup_ms"]) >= 1
     # the gate ran in the benchmark's own worker (no parity worker, no log of its own), its time a phase of the job
     assert not (run_dir / "logs" / "tiny-b32--torch--parity.log").exists()
     jobs = {r["runner"]: r for r in records if r["metric"] == "job"}

@@ -165,3 +165,106 @@ def test_a_reference_process_that_died_during_its_prefetch_fails_the_gate_not_th
         reference.ready()  # returns: what is measured next must not fail with it
         with pytest.raises((RemoteError, OSError)):
             reference.build("reference", case, "cpu", 0)
+
+
+def _tiny_case(**defaults):
+    from snnbench.spec import parse_suite
+    from tests.conftest import tiny_network_yaml
+
+    return parse_suite({"suite": "t", "defaults": {"time_steps": 16, "channels": 16, "batch": 4, **defaults},
+                        "network": tiny_network_yaml(), "cases": [{"id": "c"}]}, "t.yaml").cases[0]
+
+
+def test_a_remembered_runner_computes_each_result_once_per_weights_and_input():
+    from snnbench.harness.parity import Remembered
+
+    calls = []
+
+    class Stub:
+        def set_weights(self, w):
+            calls.append("set")
+
+        def forward(self, x):
+            calls.append("fwd")
+            return float(x.sum())
+
+        def forward_backward(self, x, y):
+            calls.append("fb")
+            return float(x.sum() + y.sum())
+
+    r = Remembered(Stub())
+    x, y, w = np.ones((2, 3), np.float32), np.arange(2), {"a": np.zeros(3, np.float32)}
+    r.set_weights(w)
+    assert r.forward(x) == r.forward(x.copy()) == 6.0 and r.forward_backward(x, y) == r.forward_backward(x, y)
+    r.set_weights({"a": np.zeros(3, np.float32)})  # the same weights again: the results stand
+    r.forward(x)
+    assert calls == ["set", "fwd", "fb"]
+    r.set_weights({"a": np.ones(3, np.float32)})  # other weights: computed again
+    r.forward(x)
+    r.forward(2 * x)  # another input
+    assert calls == ["set", "fwd", "fb", "set", "fwd", "fwd"]
+
+
+def test_the_prefetched_deviated_reference_is_the_one_the_gate_proves_a_deviation_against():
+    """A runner declaring deviations: the child builds the deviated reference and runs it on the chosen
+    input during the prefetch; the gate takes it, and its verdict and proof are those of the gate alone."""
+    pytest.importorskip("torch")
+    from snnbench.harness.parity import compare, with_deviations
+    from snnbench.harness.parity_remote import ReferenceProcess
+    from tests.conftest import built
+
+    case = _tiny_case()
+    runner = built("spikingjelly", case)
+    declared = runner.deviations(case)
+    assert declared  # SpikingJelly's soft reset: the case below proves it
+    local = compare(case, "spikingjelly", batch=4)
+    with ReferenceProcess() as reference:
+        reference.prefetch("reference", case, "cpu", 0, 4, with_deviations(case, declared))
+        reference.ready()
+        remote = compare(case, "spikingjelly", batch=4, other=runner, build_reference=reference.build,
+                         choose=reference.conclusive_input)
+        assert reference.request("build", "reference", case, "cpu", 0) == 2  # both prefetched builds were taken
+    assert remote["status"] == local["status"] == "deviates"
+    assert remote["proof"]["loss_ref"] == local["proof"]["loss_ref"]
+    for k in local["proof"]["grads"]:
+        assert remote["proof"]["grads"][k]["cosine"] == pytest.approx(local["proof"]["grads"][k]["cosine"], abs=1e-12)
+
+
+def test_a_jax_runner_compiles_its_k_step_programs_ahead_and_is_timed_without_a_warm_up_call():
+    from snnbench.harness import measure
+    from snnbench.harness.timing import RepeatPolicy
+    from tests.conftest import built
+
+    case = _tiny_case(dataset="random", epochs=0)
+    runner = built("reference", case)
+    xs, ys = measure.timing_batches(case, None, 3)
+    batches = runner.prepare_batches(xs, ys)
+    jitted = runner.fwdbwd_steps(batches)
+    assert runner.precompile_steps(batches, "fwdbwd") and runner.precompile_steps(batches, "fwd")
+    ahead = runner.fwdbwd_steps(batches)
+    import jax
+
+    for a, b in zip(jax.tree_util.tree_leaves(jitted), jax.tree_util.tree_leaves(ahead), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))  # the same program
+    steps = measure.time_steps(runner, case, xs, ys, RepeatPolicy(warmup=1, min_repeats=2, min_time_s=0.0))
+    for metric in ("fwd_ms", "fwdbwd_ms"):
+        assert steps[metric]["per_step"].warmup_seconds == [] and len(steps[metric]["per_step"].seconds) == 2
+        assert len(steps[metric]["per_call"].warmup_seconds) == 1  # the per-call step still warms up
+
+
+def test_a_case_a_runner_cannot_express_is_skipped_before_its_framework_is_imported(monkeypatch):
+    from snnbench.harness import execute
+    from snnbench.runners import get_runner_class
+
+    cls = get_runner_class("snntorch-parallel")  # linear + lif_noreset pairs only; the case has lif and li
+
+    def imports(_cls):
+        raise AssertionError("available() imports the framework; it must not be asked")
+
+    monkeypatch.setattr(cls, "available", classmethod(imports))
+    case = _tiny_case()
+    records = []
+    job = {"suite": "t", "runner": "snntorch-parallel", "device": "cpu", "case": {}}
+    out = execute._prepare(job, case, execute.base_record(job, case),
+                           lambda metric, status, reason: records.append((metric, status, reason)), ["import"])
+    assert out is None and records[0][:2] == ("run", "skipped") and "not expressed" in records[0][2]

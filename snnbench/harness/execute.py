@@ -69,18 +69,24 @@ def _prepare(job: dict[str, Any], case: Case, base: dict[str, Any], record, phas
     with clock("import"):
         cls = get_runner_class(job["runner"])
         base["framework"] = cls.framework
+        runner = cls()
+        ok = runner.supports(case)  # first: a case the runner cannot express costs no import of its framework
+        if not ok.ok:
+            return record("run", "skipped", ok.reason)
         ok = cls.available()
         if not ok.ok:
             return record("run", "skipped", ok.reason)
-        runner = cls()
         phase[0] = "device"
-        for ok in (runner.device_available(job["device"]), runner.supports_devices(job["device"], case.spec.devices),
-                   runner.supports(case)):
+        for ok in (runner.device_available(job["device"]), runner.supports_devices(job["device"], case.spec.devices)):
             if not ok.ok:
                 return record("run", "skipped", ok.reason)
     if reference is not None:
+        from .parity import with_deviations
+
         with clock("parity"):
-            reference.prefetch("reference", case, job["device"], case.spec.seed, gate_batch(runner, case, job))
+            declared = runner.deviations(case)
+            reference.prefetch("reference", case, job["device"], case.spec.seed, gate_batch(runner, case, job),
+                               with_deviations(case, declared) if declared else None)
     phase[0] = "data"
     with clock("data"):
         if case.spec.dataset == "random":
@@ -189,6 +195,8 @@ def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy
     k = measure.steps_per_sample(case)
     xs, ys = measure.timing_batches(case, test, k)
     if reference is not None:
+        from .parity import with_deviations
+
         with clock("parity"):  # its prefetch ends before anything measured (compile included) starts
             reference.ready()
         if getattr(runner, "compiles_on_prepare", False):  # compiled once, cold, before the gate uses it

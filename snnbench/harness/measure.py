@@ -86,7 +86,8 @@ def time_steps(runner, case: Case, xs: np.ndarray, ys: np.ndarray, policy: Repea
             with phase_memory(runner, phase) as mem:
                 per_call = time_calls(lambda: one(batch), runner.barrier, policy)
             batch = runner.prepare_batches(xs, ys)  # the single batch is released first
-            warm = 0 if runner.steps_reuse_step(batch) else None  # (None: the policy's warm-up)
+            # no warm-up where the per-call timing warmed the steps up, or the runner compiled them ahead
+            warm = 0 if runner.steps_reuse_step(batch) or runner.precompile_steps(batch, phase) else None
             per_step = time_calls(lambda: many(batch), runner.barrier, policy, warmup=warm).per(k)
             batch = None
         out[metric] = {"per_step": per_step, "per_call": per_call, "memory": mem.result}

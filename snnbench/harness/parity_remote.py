@@ -24,8 +24,11 @@ class RemoteError(RuntimeError):
 def _serve(conn) -> None:
     """The child: build reference runners, answer calls, until the parent closes the pipe. A
     ``prepare`` request (:meth:`ReferenceProcess.prefetch`) builds the reference and finds the gate's
-    conclusive input ahead of time; the gate's own requests for the same then take them as they are."""
-    from .parity import Skip, _build, conclusive_input
+    conclusive input ahead of time, and for a runner that declares deviations the deviated reference with
+    its results on that input; the gate's own requests for the same then take them as they are. Every
+    reference is :class:`~.parity.Remembered`: the gate's comparison takes the spikes and gradients
+    that choosing the input already computed."""
+    from .parity import Remembered, Skip, _build, conclusive_input
 
     runners: dict[int, Any] = {}
     prebuilt: dict[bytes, int] = {}  # a prefetched build, taken by the first build request with its arguments
@@ -34,9 +37,24 @@ def _serve(conn) -> None:
     def build(args: tuple) -> int:
         rid = prebuilt.pop(pickle.dumps(args), None)
         if rid is None:
-            runners[len(runners)] = _build(*args)
+            runners[len(runners)] = Remembered(_build(*args))
             rid = len(runners) - 1
         return rid
+
+    def prepare(name, case, device, seed, batch, deviated=None) -> None:
+        rid = build((name, case, device, seed))
+        prebuilt[pickle.dumps((name, case, device, seed))] = rid
+        found = chosen[pickle.dumps((rid, case, batch, seed))] = conclusive_input(runners[rid], case, batch, seed)
+        if deviated is None or "why" in found:
+            return
+        try:  # what proving the deviation will ask for; a failure here is the gate's to meet and report
+            did = build((name, deviated, device, seed))
+        except Exception:
+            return
+        prebuilt[pickle.dumps((name, deviated, device, seed))] = did
+        runners[did].set_weights(found["weights"])
+        runners[did].forward(found["x"])
+        runners[did].forward_backward(found["x"], found["y"])
 
     def conclusive(rid: int, case, batch: int, seed: int) -> Any:
         key = pickle.dumps((rid, case, batch, seed))
@@ -53,12 +71,8 @@ def _serve(conn) -> None:
         try:
             if op == "build":
                 result: Any = build(args)
-            elif op == "prepare":  # (name, case, device, seed, batch): build and choose the input, kept
-                rid = build(args[:4])
-                prebuilt[pickle.dumps(args[:4])] = rid
-                chosen[pickle.dumps((rid, args[1], args[4], args[3]))] = conclusive_input(
-                    runners[rid], args[1], args[4], args[3])
-                result = None
+            elif op == "prepare":  # (name, case, device, seed, batch, deviated case): built and chosen, kept
+                result = prepare(*args)
             elif op == "conclusive":
                 result = conclusive(*args)
             else:
@@ -83,11 +97,13 @@ class ReferenceProcess:
         child.close()
         self._pending = 0  # replies to prefetches not yet read
 
-    def prefetch(self, name: str, case, device: str, seed: int, batch: int) -> None:
+    def prefetch(self, name: str, case, device: str, seed: int, batch: int, deviated=None) -> None:
         """Start building reference ``name`` for ``case`` and choosing the gate's input at ``batch``
         now, without waiting: the child works while this process imports and builds its framework.
+        ``deviated``: the case as the runner's declared deviations make it (None: it declares none), whose
+        reference the gate builds to prove them, built and run on the chosen input here too.
         Call :meth:`ready` before anything is timed (the child's work would compete for the cores)."""
-        self.conn.send(("prepare", (name, case, device, seed, batch)))
+        self.conn.send(("prepare", (name, case, device, seed, batch, deviated)))
         self._pending += 1
 
     def ready(self) -> None:

@@ -200,6 +200,13 @@ def unpack_time_major(packed):
     return jnp.unpackbits(jnp.swapaxes(packed, 0, 1), axis=0).astype(jnp.float32)
 
 
+def _shapes(tree) -> tuple:
+    """The shapes and dtypes of a pytree's arrays: what an ahead-of-time executable is specialised to."""
+    import jax
+
+    return tuple((tuple(a.shape), str(a.dtype)) for a in jax.tree_util.tree_leaves(tree))
+
+
 def steps_in_one_program(step):
     """``step(params, x, *rest) -> pytree`` over ``K`` stacked inputs ``xs [K, ...]`` in one
     ``lax.scan``, the outputs summed (so nothing is dead code and nothing is kept per step)."""
@@ -380,6 +387,7 @@ class JaxRunnerBase(Runner):
         self._grad_timed = jax.jit(lambda params, xb, y: self._value_and_grad(params, to_x(xb), y))
         self._fwd_k = steps_in_one_program(lambda params, xb: self._mixed_apply(params, to_x(xb)).readout.sum())
         self._grad_k = steps_in_one_program(lambda params, xb, y: self._value_and_grad(params, to_x(xb), y)[1])
+        self._steps_compiled: dict[tuple, Any] = {}  # (which, batch shapes) -> executable (precompile_steps)
         self._epoch = None
         self._eval = None
 
@@ -454,12 +462,25 @@ class JaxRunnerBase(Runner):
     def fwd_steps(self, batches: Any) -> Any:
         if isinstance(batches, list):  # loop mode: every call's result is waited on, not only the last
             return [self.fwd_step(batch) for batch in batches]
-        return self._fwd_k(self.params, batches[0])
+        return self._steps_program("fwd", batches)(self.params, batches[0])
 
     def fwdbwd_steps(self, batches: Any) -> Any:
         if isinstance(batches, list):
             return [self.fwdbwd_step(batch) for batch in batches]
-        return self._grad_k(self.params, *batches)
+        return self._steps_program("fwdbwd", batches)(self.params, *batches)
+
+    def _steps_program(self, which: str, batches: Any):
+        """The K-step program for ``batches``: the executable compiled ahead by :meth:`precompile_steps`
+        for batches of these shapes, else the jitted function (which compiles on its first call)."""
+        compiled = self._steps_compiled.get((which, _shapes(batches)))
+        return compiled or (self._fwd_k if which == "fwd" else self._grad_k)
+
+    def precompile_steps(self, batches: Any, which: str) -> bool:
+        if isinstance(batches, list):  # loop mode: the per-call step, already warm
+            return False
+        fn, args = (self._fwd_k, (batches[0],)) if which == "fwd" else (self._grad_k, tuple(batches))
+        self._steps_compiled[(which, _shapes(batches))] = fn.lower(self.params, *args).compile()
+        return True
 
     def steps_reuse_step(self, batches: Any) -> bool:
         return isinstance(batches, list)  # loop mode; a stacked [K, ...] batch is one scan program

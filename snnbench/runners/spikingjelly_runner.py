@@ -66,6 +66,10 @@ class SpikingJellyRunner(TorchRunnerBase):
 
     def supports(self, case: Case):
         from .base import Support
+
+        expressed = super().supports(case)
+        if not expressed.ok or not self.available().ok:  # the surrogate check below imports SpikingJelly
+            return expressed
         from .nets.spikingjelly_net import missing_surrogate
 
         s = case.network.surrogate
@@ -75,7 +79,7 @@ class SpikingJellyRunner(TorchRunnerBase):
 
             return Support.no(f"SpikingJelly {metadata.version('spikingjelly')} has no {missing} surrogate, which "
                               f"the case's {s.name}(slope {s.slope:g}) needs")
-        return super().supports(case)
+        return expressed
 
     def make_model(self, case: Case):
         from .nets.spikingjelly_net import SpikingJellyNet
