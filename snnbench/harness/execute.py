@@ -195,8 +195,6 @@ def _measure(case: Case, runner, train, test, record, emit, policy: RepeatPolicy
     k = measure.steps_per_sample(case)
     xs, ys = measure.timing_batches(case, test, k)
     if reference is not None:
-        from .parity import with_deviations
-
         with clock("parity"):  # its prefetch ends before anything measured (compile included) starts
             reference.ready()
         if getattr(runner, "compiles_on_prepare", False):  # compiled once, cold, before the gate uses it
