@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .fmt import cpu_id_text
 from .load import TIME_METRICS, Run
 
 MIN_SAMPLES = 3
@@ -99,7 +100,7 @@ def environment_differences(base: Run, new: Run) -> list[str]:
             out.append(f"{label}: {a.get(key)} -> {b.get(key)}")
     ida, idb = a.get("cpu_id"), b.get("cpu_id")
     if ida and idb and ida != idb:  # one model name, another CPU generation or SIMD set
-        out.append(f"CPU family/model/SIMD: {_cpu_id_text(ida)} -> {_cpu_id_text(idb)}")
+        out.append(f"CPU family/model/SIMD: {cpu_id_text(ida)} -> {cpu_id_text(idb)}")
     gpus_a = [g.get("name") for g in a.get("gpus") or []]
     gpus_b = [g.get("name") for g in b.get("gpus") or []]
     if gpus_a != gpus_b:
@@ -113,10 +114,6 @@ def environment_differences(base: Run, new: Run) -> list[str]:
     if alloc_a != alloc_b:
         out.append(f"allocator: {alloc_a or 'not recorded'} -> {alloc_b or 'not recorded'}")
     return out
-
-
-def _cpu_id_text(ident: dict) -> str:
-    return f"family {ident.get('family')} model {ident.get('model')} ({ident.get('simd') or 'no SIMD flags'})"
 
 
 def _devices(run: Run) -> dict[tuple[str, str, str], str]:

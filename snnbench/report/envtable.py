@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from typing import Any, Callable
 
-from .fmt import e, short_data
+from .fmt import cpu_id_text, e, short_data
 from .load import Run
 
 VERSION = re.compile(r"^\d+(\.\d+)+")
@@ -29,13 +29,6 @@ def _allocator(run: Run) -> str:
     return " ".join(f"{k}={v}" for k, v in env.items()) or "not recorded"
 
 
-def _cpu_id(run: Run) -> str:
-    ident = _env(run).get("cpu_id")
-    if not ident:
-        return "not recorded"
-    return f"family {ident.get('family')} model {ident.get('model')}; {ident.get('simd') or 'no SIMD flags'}"
-
-
 def _git(run: Run, key: str) -> Any:
     return (_env(run).get("git") or {}).get(key)
 
@@ -48,7 +41,7 @@ FACTS: list[tuple[str, Callable[[Run], str], bool]] = [
     ("finished", lambda r: f"{r.manifest.get('finished', '')} ({r.manifest.get('status', '')})", False),
     ("data", lambda r: "; ".join(short_data(d) for d in r.manifest.get("data") or []) or "-", False),
     ("CPU", lambda r: str(_env(r).get("cpu")), True),
-    ("CPU family, model, SIMD", lambda r: _cpu_id(r), True),
+    ("CPU family, model, SIMD", lambda r: cpu_id_text(_env(r).get("cpu_id")), True),
     ("cores", lambda r: str(_env(r).get("cpu_count")), True),
     ("CPU governor", lambda r: str(_env(r).get("cpu_governor") or "n/a"), True),
     ("memory", lambda r: f"{(_env(r).get('memory_bytes') or 0) / 2**30:.1f} GiB", True),

@@ -61,3 +61,10 @@ def parity_text(text: str) -> str:
 def short_data(text: str) -> str:
     """A manifest's data line without the cache path it was read from."""
     return re.sub(r" from /\S+?:", ";", str(text))
+
+
+def cpu_id_text(ident: dict[str, str] | None) -> str:
+    """A run's CPU identity (``environment.cpu_id``: family, model, SIMD extensions) as one phrase."""
+    if not ident:
+        return "not recorded"
+    return f"family {ident.get('family')} model {ident.get('model')}; {ident.get('simd') or 'no SIMD flags'}"
