@@ -82,7 +82,7 @@ install-gpu: $(BIN)/python
 install-run: $(VENV)/.frameworks
 install-test: $(VENV)/.test-deps
 
-# The headline case by default: the recurrent case (shd-rec-h128) adds about 40 minutes on a 2-core
+# The headline case by default: the recurrent case (shd-rec-h128) adds about 30 minutes on a 2-core
 # CPU (CASES='*' runs both).
 CASES ?= shd-h128-b128
 run: $(VENV)/.frameworks
