@@ -157,8 +157,8 @@ def test_every_failure_gets_its_status_and_the_rest_completes(tmp_path, small_sh
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, small_shd):
-    cases = [f"c{i}" for i in range(5)]
-    suite = write_suite(tmp_path / "s.yaml", cases, ["fake-sleep"], epochs=12)
+    cases = [f"c{i}" for i in range(4)]
+    suite = write_suite(tmp_path / "s.yaml", cases, ["fake-sleep"], epochs=4)
     out = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "snnbench", "run", "--suite", str(suite), "--data-dir",
                              str(small_shd), "--out", str(out)], env={**os.environ, **ENV}, cwd=ROOT,

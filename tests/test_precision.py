@@ -169,6 +169,7 @@ def test_mixed_precision_quick_training_run(tmp_path, small_shd):
     suite.write_text(yaml.safe_dump({
         "suite": "prec", "runners": ["reference", "torch", "snntorch"],
         "defaults": {"time_steps": 32, "channels": 32, "batch": 32, "epochs": 2, "lr": 0.01},
+        "timing": {"warmup": 1, "min_repeats": 2, "min_time_s": 0.0},  # what is timed is not checked here
         "network": tiny_network_yaml(surrogate="superspike"),
         "cases": [{"id": "p", "sweep": {"dtype": list(DTYPES)}}],
         "quick": {"epochs": 2, "train_samples": 128, "test_samples": 64}}))

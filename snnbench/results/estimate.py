@@ -6,7 +6,10 @@ runner's fixed cost per job (its compile time plus :data:`START_S` of worker sta
 its seconds per unit of work beyond that; the run's own overhead (parity workers, time between jobs)
 comes from each earlier run's wall time over the sum of its jobs. Runs measured on this machine
 (same CPU model, core count and GPUs) are preferred; without one the estimate comes from the
-nearest kind of machine that has history (the committed publish), and says which.
+nearest kind of machine that has history (the committed publish), and says which. Where several
+earlier runs have the same job, the newest one's figures are used: code and machines change between
+runs, and the latest run is the one a new run repeats (the median over runs let a run made before
+the overhead cuts, or in a noisy hour, pull the estimate of a repeat 25% high).
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class _Seen:
     weight: float  # its work (:func:`job_weight`)
     fixed: float  # the part that does not grow with the work: start-up and compile
     case: str = ""  # the case id (a suite's cases may differ in network, not only in size)
+    started: str = ""  # its run's start, ISO 8601 (UTC): the newest run's jobs are preferred
+    skipped: bool = False  # a job skipped (the runner cannot express the case, or is not installed)
 
     @property
     def rate(self) -> float:
@@ -77,9 +82,9 @@ class _Seen:
         return max(self.seconds - self.fixed, 0.1 * self.seconds) / max(self.weight, 1.0)
 
 
-def _history(run_path: Path) -> tuple[dict, list[_Seen], float] | None:
-    """(environment, its finished jobs, overhead factor: wall / sum of jobs) of one earlier complete
-    run; None for anything else."""
+def _history(run_path: Path) -> tuple[dict, list[_Seen], float, str] | None:
+    """(environment, its finished jobs, overhead factor: wall / sum of jobs, start time) of one earlier
+    complete run; None for anything else."""
     from ..spec import case_from_dict
 
     try:
@@ -93,14 +98,17 @@ def _history(run_path: Path) -> tuple[dict, list[_Seen], float] | None:
     ok = [r for r in records if isinstance(r, dict) and r.get("case") in cases and r.get("status") == "ok"
           and isinstance(r.get("value"), (int, float))]
     compile_s = {(r["case"], r["runner"]): float(r["value"]) for r in ok if r.get("metric") == "compile_s"}
+    skipped = [r for r in records if isinstance(r, dict) and r.get("case") in cases and r.get("status") == "skipped"
+               and isinstance(r.get("value"), (int, float))]
     seen = [_Seen(str(manifest.get("suite")), r["runner"], float(r["value"]), job_weight(cases[r["case"]]),
-                  min(START_S + compile_s.get((r["case"], r["runner"]), 0.0), float(r["value"])), r["case"])
-            for r in ok if r.get("metric") == "job"]
+                  min(START_S + compile_s.get((r["case"], r["runner"]), 0.0), float(r["value"])), r["case"],
+                  str(manifest.get("started") or ""), r.get("status") == "skipped")
+            for r in ok + skipped if r.get("metric") == "job"]
     if not seen:
         return None
     wall, total = _wall_s(manifest), sum(j.seconds for j in seen)
     overhead = min(max(wall / total, 1.0), 3.0) if wall and total else 1.2
-    return manifest.get("environment") or {}, seen, overhead
+    return manifest.get("environment") or {}, seen, overhead, str(manifest.get("started") or "")
 
 
 def find_runs(roots: list[Path]) -> list[Path]:
@@ -113,13 +121,20 @@ def find_runs(roots: list[Path]) -> list[Path]:
 
 
 def _job_seconds(case, runner: str, suite: str, seen: list[_Seen]) -> float:
-    """One job's estimate from the most similar earlier jobs: the same suite, case and runner, else
-    the same suite and runner, else the same runner in any suite, else every job seen."""
-    for match in (lambda j: j.suite == suite and j.case == case.id and j.runner == runner,
-                  lambda j: j.suite == suite and j.runner == runner, lambda j: j.runner == runner, lambda j: True):
+    """One job's estimate from the most similar earlier jobs: the same suite, case and runner (a job
+    skipped then is skipped again, in a second), else the same suite and runner (from the newest run
+    that has such a job, either way), else the same runner in any suite, else every job seen (medians
+    over runs); a skipped job says nothing of another case."""
+    levels = ((lambda j: j.suite == suite and j.case == case.id and j.runner == runner, True),
+              (lambda j: not j.skipped and j.suite == suite and j.runner == runner, True),
+              (lambda j: not j.skipped and j.runner == runner, False), (lambda j: not j.skipped, False))
+    for match, newest_only in levels:
         similar = [j for j in seen if match(j)]
         if similar:
             break
+    if newest_only:
+        newest = max(j.started for j in similar)
+        similar = [j for j in similar if j.started == newest]
     fixed = statistics.median(j.fixed for j in similar)
     return fixed + job_weight(case) * statistics.median(j.rate for j in similar)
 
@@ -134,9 +149,10 @@ def estimate(jobs: list[tuple[Any, str]], runs: list[Path], environment: dict[st
         return None
     same = [h for h in histories if machine_key(h[0]) == here]
     pool = same or [h for h in histories if machine_key(h[0]) == machine_key(histories[-1][0])]
-    seen = [j for _, jobs_seen, _ in pool for j in jobs_seen]
-    overhead = statistics.median(h[2] for h in pool if any(j.suite == suite for j in h[1])) \
-        if any(j.suite == suite for j in seen) else statistics.median(h[2] for h in pool)
+    seen = [j for _, jobs_seen, _, _ in pool for j in jobs_seen]
+    of_suite = [h for h in pool if any(j.suite == suite for j in h[1])]
+    # the newest run of this suite gives the overhead; with none, the median over every run
+    overhead = max(of_suite, key=lambda h: h[3])[2] if of_suite else statistics.median(h[2] for h in pool)
     seconds = overhead * sum(_job_seconds(case, runner, suite, seen) for case, runner in jobs)
     env = pool[0][0]
     where = "this machine" if same else f"a {env.get('cpu_count')}-core {env.get('cpu') or 'CPU'}" + (
