@@ -8,7 +8,7 @@ import pytest
 
 from snnbench.harness.run import plan
 from snnbench.results.estimate import describe, estimate, find_runs
-from snnbench.spec import load_suite, select_cases
+from snnbench.spec import load_suite
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "x86_64-2cpu"
 

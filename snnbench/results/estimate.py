@@ -98,12 +98,12 @@ def _history(run_path: Path) -> tuple[dict, list[_Seen], float, str] | None:
     ok = [r for r in records if isinstance(r, dict) and r.get("case") in cases and r.get("status") == "ok"
           and isinstance(r.get("value"), (int, float))]
     compile_s = {(r["case"], r["runner"]): float(r["value"]) for r in ok if r.get("metric") == "compile_s"}
-    skipped = [r for r in records if isinstance(r, dict) and r.get("case") in cases and r.get("status") == "skipped"
-               and isinstance(r.get("value"), (int, float))]
+    jobs = [r for r in records if isinstance(r, dict) and r.get("metric") == "job" and r.get("case") in cases
+            and r.get("status") in ("ok", "skipped") and isinstance(r.get("value"), (int, float))]
     seen = [_Seen(str(manifest.get("suite")), r["runner"], float(r["value"]), job_weight(cases[r["case"]]),
                   min(START_S + compile_s.get((r["case"], r["runner"]), 0.0), float(r["value"])), r["case"],
-                  str(manifest.get("started") or ""), r.get("status") == "skipped")
-            for r in ok + skipped if r.get("metric") == "job"]
+                  str(manifest.get("started") or ""), r["status"] == "skipped")
+            for r in jobs]
     if not seen:
         return None
     wall, total = _wall_s(manifest), sum(j.seconds for j in seen)
