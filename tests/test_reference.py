@@ -100,3 +100,26 @@ def test_unrolled_time_scan_computes_the_same():
     np.testing.assert_allclose(f1.readout, f8.readout, rtol=1e-6, atol=1e-6)
     for k in g1.grads:
         np.testing.assert_allclose(g1.grads[k], g8.grads[k], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [16, 2048])  # 2048: wide enough for the copied x^T (dense.TRANSPOSE_COPY_MIN_N)
+def test_dense_layer_gradients_match_autodiff(n):
+    """The linear layer's hand-laid GEMMs: forward and both gradients those of ``x @ w``, copied transpose
+    or not; the copy happens only from TRANSPOSE_COPY_MIN_N outputs on."""
+    import jax
+    import jax.numpy as jnp
+
+    from snnbench.runners.reference import dense
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray((rng.random((24, 12)) < 0.3).astype(np.float32))
+    w = jnp.asarray(rng.normal(size=(12, n)).astype(np.float32))
+    g = jnp.asarray(rng.normal(size=(24, n)).astype(np.float32))
+    want = jax.vjp(lambda x, w: x @ w, x, w)[1](g)
+    for copy in (False, True):
+        y, vjp = jax.vjp(lambda x, w: dense.dense(x, w, copy), x, w)
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(x @ w))
+        for got, ref in zip(vjp(g), want):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
+    hlo = jax.jit(lambda x, g: dense.weight_grad(x, g, True)).lower(x, g).as_text()
+    assert ("opt-barrier" in hlo or "optimization_barrier" in hlo) == (n >= dense.TRANSPOSE_COPY_MIN_N)

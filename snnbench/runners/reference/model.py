@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...spec import LayerSpec, NetworkSpec
-from . import conv, neurons, parallel
+from . import conv, dense, neurons, parallel
 
 
 class NetOutput(NamedTuple):
@@ -95,6 +95,20 @@ class Neuron(hk.Module):
         return lif(current, beta, **kw)
 
 
+class Dense(hk.Module):
+    """Thin Haiku shell over :func:`.dense.dense`: owns ``w [in, out]`` and ``b [out]`` (``hk.Linear``'s
+    names and layout); ``transpose_copy`` as in :func:`.dense.weight_grad`."""
+
+    def __init__(self, out: int, with_bias: bool, transpose_copy: bool, name: str):
+        super().__init__(name=name)
+        self.out, self.with_bias, self.transpose_copy = out, with_bias, transpose_copy
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        w = hk.get_parameter("w", [x.shape[-1], self.out], x.dtype, init=jnp.zeros)
+        y = dense.dense(x, w, self.transpose_copy)
+        return y + hk.get_parameter("b", [self.out], x.dtype, init=jnp.zeros) if self.with_bias else y
+
+
 class Conv2D(hk.Module):
     """Thin Haiku shell over :func:`.conv.conv2d`: owns ``w [out, in, k, k]`` (canonical, OIHW) and ``b``;
     takes and returns channels-last frames ``[N, H, W, C]``."""
@@ -150,11 +164,13 @@ def parallel_types() -> tuple[str, ...]:
     return PARALLEL_TYPES
 
 
-def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.Transformed:
+def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False,
+                 transpose_copy: bool = False) -> hk.Transformed:
     """A Haiku network ``x [T, B, C] -> NetOutput``; module ``layer{i}`` holds spec layer ``i``.
 
     ``serial``: parallel-in-time neurons use their sequential (inference) form, to measure how far
-    the parallel training form is from it."""
+    the parallel training form is from it. ``unroll`` and ``transpose_copy`` are the backend's speed
+    knobs (:func:`.neurons.lif`, :func:`.dense.weight_grad`): they do not change what is computed."""
     sizes = net.sizes()
     in_shapes = net.input_shapes()
     surrogate = (net.surrogate.name, net.surrogate.slope)
@@ -179,7 +195,7 @@ def make_network(net: NetworkSpec, unroll: int = 1, serial: bool = False) -> hk.
             if last and not (layer.is_neuron and keeps_layout(layer)):
                 h, last = channels_first(h, shape), False
             if layer.type == "linear":
-                lin = hk.Linear(n, with_bias=layer.bias, name=f"layer{i}")
+                lin = Dense(n, layer.bias, transpose_copy, name=f"layer{i}")
                 h = lin(h.reshape(T * B, -1)).reshape(T, B, n)
             elif layer.type == "flatten":
                 pass  # already flat

@@ -130,10 +130,16 @@ def lif_recurrent(
       spikes and membrane, both ``[T, B, N]``.
 
     Each step adds ``s_{t-1} @ V.T`` to ``I_t`` (``s_{-1} = 0``), so the product cannot leave the scan.
-    JAX differentiates the scan: the gradient flows through ``s_{t-1}`` in the recurrent term by the
-    surrogate, and through the reset term unless ``detach_reset``.
+    The gradient flows through ``s_{t-1}`` in the recurrent term by the surrogate, and through the reset
+    term unless ``detach_reset``. Without a synapse (``alpha`` None) the backward pass is written by hand
+    (:func:`_lif_recurrent_core`): one ``G_{t+1} @ V`` product per reverse step and ``V``'s gradient as one
+    GEMM over all ``T * B`` rows afterwards, where JAX's transposed scan does two products per step.
     """
     beta = jnp.clip(jnp.asarray(beta, current.dtype), 0.0, 1.0)
+    if alpha is None:
+        spikes, membrane = _lif_recurrent_core(current, recurrent, beta, float(threshold), reset, bool(detach_reset),
+                                               surrogate, float(slope), int(unroll))
+        return LIFOutput(spikes, membrane)
     v_t = recurrent.T.astype(current.dtype)  # [N_from, N_to]: s @ V.T
 
     def step(carry, i_t):
@@ -150,6 +156,60 @@ def lif_recurrent(
     zeros = jnp.zeros(current.shape[1:], current.dtype)
     _, (spikes, membrane) = jax.lax.scan(step, (zeros, zeros, zeros), current, unroll=unroll)
     return LIFOutput(spikes, membrane)
+
+
+def _lif_recurrent_scan(current, recurrent, beta, threshold, reset, unroll):
+    """The recurrent layer's forward recurrence (``alpha`` None): spikes and membranes ``[T, B, N]``; the
+    loop carries the membrane alone, the previous spike recomputed from it as in :func:`_lif_scan`."""
+    v_t = recurrent.T.astype(current.dtype)  # [N_from, N_to]: s @ V.T
+    step = lif_step(beta, threshold, reset)
+
+    def rec_step(v, i_t):
+        return step(v, i_t + (v > threshold).astype(v.dtype) @ v_t)
+
+    _, membrane = scan_low(rec_step, jnp.zeros(current.shape[1:], current.dtype), current, unroll=unroll)
+    return (membrane > threshold).astype(current.dtype), membrane
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6, 7, 8))
+def _lif_recurrent_core(current, recurrent, beta, threshold, reset, detach, surrogate, slope, unroll):
+    return _lif_recurrent_scan(current, recurrent, beta, threshold, reset, unroll)
+
+
+def _lif_recurrent_fwd(current, recurrent, beta, threshold, reset, detach, surrogate, slope, unroll):
+    spikes, membrane = _lif_recurrent_scan(current, recurrent, beta, threshold, reset, unroll)
+    return (spikes, membrane), (spikes, membrane, beta, recurrent)
+
+
+def _lif_recurrent_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals, cotangents):
+    """The feed-forward LIF's backward (:func:`lif_backward`) with the recurrent term in its reverse
+    recurrence, ``G_t = a_t + c_t G_{t+1} + sigma'(v_t - threshold) * (G_{t+1} @ V)``, then
+    ``dL/dV = sum_t G_t^T s_{t-1}`` as one GEMM."""
+    spikes, v, beta, recurrent = residuals
+    V = recurrent.astype(v.dtype)
+    G, g_beta = lif_backward(threshold, reset, detach, surrogate, slope, spikes, v, beta, *cotangents,
+                             solve=functools.partial(_reverse_scan_recurrent, V=V, unroll=unroll))
+    n = v.shape[-1]
+    s_prev = delay_one_step(spikes).reshape(-1, n)
+    g_rec = jnp.matmul(G.reshape(-1, n).T, s_prev, preferred_element_type=jnp.float32)  # [N_to, N_from]
+    return G, g_rec.astype(recurrent.dtype), g_beta
+
+
+_lif_recurrent_core.defvjp(_lif_recurrent_fwd, _lif_recurrent_bwd)
+
+
+def _reverse_scan_recurrent(a, c, dsdv, V, unroll=1):
+    """``G_t = a_t + c_t G_{t+1} + dsdv_t * (G_{t+1} @ V)``, ``G_T = 0``, by a sequential reverse scan
+    (``c`` as in :func:`_reverse_scan`)."""
+    full = jnp.shape(c) == a.shape
+
+    def step(g_next, xs):
+        c_t = xs[2] if full else c
+        g = xs[0] + c_t * g_next + xs[1] * (g_next @ V)
+        return g, g
+
+    xs = (a, dsdv, c) if full else (a, dsdv)
+    return scan_low(step, jnp.zeros_like(a[0]), xs, reverse=True, unroll=unroll)[1]
 
 
 def lif(
@@ -226,8 +286,17 @@ def _lif_core_bwd(threshold, reset, detach, surrogate, slope, unroll, residuals,
                         solve=functools.partial(_reverse_scan, unroll=unroll))
 
 
-def _reverse_scan(a, c, unroll=1):
-    """``G_t = a_t + c_t G_{t+1}``, ``G_T = 0``, by a sequential reverse ``lax.scan``."""
+def _reverse_scan(a, c, dsdv=None, unroll=1):
+    """``G_t = a_t + c_t G_{t+1}``, ``G_T = 0``, by a sequential reverse ``lax.scan``. ``c`` is ``[T, B, N]``
+    like ``a``, or constant over time (a scalar or ``[N]``, the decay): then it is not a loop input.
+    ``dsdv`` (the surrogate slope) is for solvers whose recurrence couples the neurons; unused here."""
+    if jnp.shape(c) != a.shape:
+        def step(g_next, a_t):
+            g = a_t + c * g_next
+            return g, g
+
+        return scan_low(step, jnp.zeros_like(a[0]), a, reverse=True, unroll=unroll)[1]
+
     def step(g_next, ac):
         g = ac[0] + ac[1] * g_next
         return g, g
@@ -238,13 +307,16 @@ def _reverse_scan(a, c, unroll=1):
 def lif_backward(threshold, reset, detach, surrogate, slope, spikes, v, beta, g_s, g_v, solve=_reverse_scan):
     """The LIF's hand-written backward pass (see :func:`lif`): ``(dL/dcurrent, dL/dbeta)`` from the
     forward's spikes and membranes and the cotangents of both. ``solve(a, c)`` runs the linear reverse
-    recurrence ``G_t = a_t + c_t G_{t+1}`` (sequentially here; :mod:`.parallel` passes an associative scan)."""
+    recurrence ``G_t = a_t + c_t G_{t+1}`` (sequentially here; :mod:`.parallel` passes an associative scan, the
+    recurrent layer one with its ``V`` term, which is why ``solve`` also gets the surrogate slope ``dsdv``);
+    ``c`` reaches it as ``beta`` alone (a scalar or ``[N]``) when it does not depend on the step: a
+    detached reset that is not the zero reset."""
     dsdv = surrogate_grad(surrogate, v - threshold, slope)
     a = g_v + g_s * dsdv
     zeros_t = jnp.zeros_like(v[:1])
-    # m_{t+1}: how v_{t+1} keeps v_t (the zero reset drops it after a spike).
-    m_next = 1.0 - spikes if reset == "zero" else jnp.ones_like(v)
-    c = beta * m_next
+    # m_{t+1}: how v_{t+1} keeps v_t (the zero reset drops it after a spike; otherwise 1, not materialised).
+    m_next = 1.0 - spikes if reset == "zero" else None
+    c = beta if m_next is None else beta * m_next
     if not detach:
         if reset == "subtract":
             c = c - threshold * dsdv
@@ -253,14 +325,15 @@ def lif_backward(threshold, reset, detach, surrogate, slope, spikes, v, beta, g_
         elif reset == "zero":
             c = c - beta * v * dsdv
     # G_t = a_t + c_t G_{t+1}, G_T = 0, run from the end.
-    G = solve(a, c)
+    G = solve(a, c, dsdv)
     # dL/dbeta = sum_t G_t * m_t * v_{t-1} (minus threshold * s_{t-1} where the reset decays too),
     # reduced to beta's shape.
     v_prev = jnp.concatenate([zeros_t, v[:-1]], axis=0)
-    m_t = jnp.concatenate([jnp.ones_like(v[:1]), m_next[:-1]], axis=0)
+    if m_next is not None:
+        v_prev = v_prev * jnp.concatenate([jnp.ones_like(v[:1]), m_next[:-1]], axis=0)
     if reset == "subtract_decayed":
         v_prev = v_prev - threshold * jnp.concatenate([zeros_t, spikes[:-1]], axis=0)
-    g_beta = (G * m_t * v_prev).reshape(-1, *jnp.shape(beta)) if jnp.ndim(beta) else (G * m_t * v_prev)
+    g_beta = (G * v_prev).reshape(-1, *jnp.shape(beta)) if jnp.ndim(beta) else (G * v_prev)
     g_beta = g_beta.sum(axis=0) if jnp.ndim(beta) else g_beta.sum()
     return G, g_beta.astype(beta.dtype)
 

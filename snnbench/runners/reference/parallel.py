@@ -128,9 +128,11 @@ def lif_fixed_point_scan(current: jax.Array, beta, threshold: float, reset: str,
     return (membrane > threshold).astype(current.dtype), membrane, passes
 
 
-def _reverse_linear_scan(a: jax.Array, c: jax.Array) -> jax.Array:
-    """``G_t = a_t + c_t G_{t+1}`` (``G_T = 0``) by an associative scan from the end."""
-    return jax.lax.associative_scan(_affine_combine, (c, a), reverse=True, axis=0)[1]
+def _reverse_linear_scan(a: jax.Array, c: jax.Array, dsdv: jax.Array | None = None) -> jax.Array:
+    """``G_t = a_t + c_t G_{t+1}`` (``G_T = 0``) by an associative scan from the end (``c`` broadcast to
+    ``a``'s shape: it may come as the decay alone; ``dsdv`` unused, as in :func:`.neurons._reverse_scan`)."""
+    return jax.lax.associative_scan(_affine_combine, (jnp.broadcast_to(c, a.shape).astype(a.dtype), a),
+                                    reverse=True, axis=0)[1]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8))

@@ -36,13 +36,19 @@ class ReferenceRunner(JaxRunnerBase):
             framework="jax",
             version=jax.__version__,
             mode=self._epoch_text() + "; per layer one GEMM over T*B rows + lax.scan over time",
-            extra={"haiku": haiku.__version__, "optax": optax.__version__, **self._common_extra()},
+            extra={"haiku": haiku.__version__, "optax": optax.__version__, **self._common_extra(),
+                   "weight_gradient": "x^T copied before its GEMM for layers 2048 or more wide (XLA:CPU)"
+                   if self._knobs()["transpose_copy"] else "x^T g as one dot"},
         )
 
     def _build_model(self, case: Case, seed: int) -> None:
         from .model import make_network
 
-        self.network = make_network(case.network, unroll=self.unroll)
+        self.network = make_network(case.network, **self._knobs())
+
+    def _knobs(self) -> dict:
+        """The backend's speed knobs of :func:`.model.make_network` (what is computed stays the same)."""
+        return {"unroll": self.unroll, "transpose_copy": self.device.platform == "cpu"}
 
     def _apply(self, params, x):
         return self.network.apply(params, x)
@@ -56,8 +62,8 @@ class ReferenceRunner(JaxRunnerBase):
 
         if any(layer.type in ("psn", "masked_psn") for layer in self.case.network.layers):
             raise NotImplementedError("PSN weights are [T, T]: the network only runs at its training length")
-        net = make_network(dataclasses.replace(self.case.network, time_steps=data.time_steps), unroll=self.unroll,
-                           serial=True)
+        net = make_network(dataclasses.replace(self.case.network, time_steps=data.time_steps), serial=True,
+                           **self._knobs())
         mode, population = self.case.spec.loss, self.case.network.population
 
         @jax.jit
@@ -82,7 +88,7 @@ class ReferenceRunner(JaxRunnerBase):
         if not any(layer.type in ("lif_noreset", "dsn") or layer.method == "fixed_point"
                    for layer in self.case.network.layers if layer.is_neuron):
             return None
-        serial = make_network(self.case.network, unroll=self.unroll, serial=True)
+        serial = make_network(self.case.network, serial=True, **self._knobs())
         xt, _ = self._dense(x, np.zeros(len(x)))
         out = jax.jit(lambda params, x: serial.apply(*self._to_compute(params, x)))(self.params, xt)
         return ForwardResult(spikes=[np.swapaxes(np.asarray(s, np.float32), 0, 1) for s in out.spikes],
