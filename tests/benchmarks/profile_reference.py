@@ -68,6 +68,9 @@ def main() -> None:
             per_op[name] += event["dur"] / 1e3 / calls
     total = sum(per_op.values())
     print(f"leaf-op time per step {total:.1f} ms")
+    if total < 0.8 * 1e3 * np.median(seconds):
+        print("  (short of the step: an op that leaves no trace event is missing, e.g. a GEMM XLA:CPU hands to "
+              "Eigen, as the weight gradient x^T g before reference/dense.py)")
     for name, ms in per_op.most_common(args.top):
         where = origin.get(name, "").replace("jit(<lambda>)/", "")
         print(f"  {ms:7.1f} ms {100 * ms / total:5.1f}%  {name[:38]:38s} {where[:90]}")
