@@ -53,19 +53,20 @@ def scan_in_place(step, init: jax.Array, buf: jax.Array, others: tuple = (), rev
     ``lax.scan``: 6 ms of the layer suite's n 2048 step). For loops nothing differentiates (a
     ``custom_vjp``'s two halves); 16-bit values are handled as :func:`scan_low` handles them."""
     dtype, wide = buf.dtype, buf.dtype in LOW_DTYPES
-    f32 = (lambda a: a.astype(jnp.float32)) if wide else (lambda a: a)
+    if wide:  # widened before the loop, rounded in it, narrowed after it: no 16-bit code inside the loop
+        buf, others = buf.astype(jnp.float32), tuple(o.astype(jnp.float32) for o in others)
     last = buf.shape[0] - 1
 
     def body(i, state):
         carry, buf = state
         t = last - i if reverse else i
-        carry, y = step(carry, f32(buf[t]), *(f32(o[t]) for o in others))
+        carry, y = step(carry, buf[t], *(o[t] for o in others))
         if wide:
-            carry = carry.astype(dtype).astype(jnp.float32)
-        return carry, jax.lax.dynamic_update_index_in_dim(buf, y.astype(dtype), t, 0)
+            carry, y = carry.astype(dtype).astype(jnp.float32), y.astype(dtype).astype(jnp.float32)
+        return carry, jax.lax.dynamic_update_index_in_dim(buf, y.astype(buf.dtype), t, 0)
 
-    carry, ys = jax.lax.fori_loop(0, last + 1, body, (f32(init), buf), unroll=unroll)
-    return carry.astype(init.dtype), ys
+    carry, ys = jax.lax.fori_loop(0, last + 1, body, (init.astype(buf.dtype), buf), unroll=unroll)
+    return carry.astype(init.dtype), ys.astype(dtype)
 
 
 class LIFOutput(NamedTuple):
@@ -322,7 +323,9 @@ def row_sum(x: jax.Array) -> jax.Array:
     """``x [M, ...]`` summed over its leading axis as a product with ones. XLA:CPU (JAX 0.10) reduces over
     the leading axis slowly once the kept axes pass 16384 elements (``[100, 32768]``: 9.1 ms as
     ``sum(axis=0)``, 0.29 ms as this product). Exact for 0/1 values; otherwise only the order of the sum
-    may differ."""
+    may differ. A 16-bit ``x`` is summed in float32 (and the sum returned in float32)."""
+    if x.dtype in LOW_DTYPES:
+        x = x.astype(jnp.float32)
     return jnp.tensordot(jnp.ones(x.shape[:1], x.dtype), x, axes=1)
 
 
