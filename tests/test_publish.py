@@ -29,7 +29,7 @@ def _profile(tmp_path: Path, runs: list, name: str = "p") -> Path:
 
 def test_the_shipped_profiles_load_and_trim_only_training_size():
     cpu = load_profile("cpu")
-    assert [r.suite for r in cpu.runs] == ["shd", "nmnist", "layer", "on", "longseq"]
+    assert [r.suite for r in cpu.runs] == ["shd", "nmnist", "layer", "on", "longseq", "precision"]
     nmnist = next(r for r in cpu.runs if r.suite == "nmnist").load()
     full = PublishRun(suite="nmnist", quick=True).load()
     (trimmed,), (untrimmed,) = nmnist.cases, full.cases
@@ -41,8 +41,15 @@ def test_the_shipped_profiles_load_and_trim_only_training_size():
     assert [r.suite for r in cpu.runs if r.nir_check] == ["shd"]  # the NIR check on the trained SHD network
     shd = next(r for r in cpu.runs if r.suite == "shd").load()
     assert shd.cases[0].spec.train_samples is None and shd.cases[0].spec.epochs == 10  # the full case
+    # precision on a CPU: the SHD cases at full size and T, fewer epochs, the reference and eager torch
+    precision = next(r for r in cpu.runs if r.suite == "precision")
+    assert precision.runners == "reference,torch"
+    cases = precision.load().cases
+    assert [c.spec.id for c in cases] == ["shd-dtypefloat32", "shd-dtypebfloat16", "shd-dtypefloat16"]
+    assert all(c.spec.epochs == 3 and c.spec.train_samples is None and c.network.time_steps == 128 for c in cases)
     gpu = load_profile("gpu")
-    assert {r.suite for r in gpu.runs} == {"shd", "nmnist", "layer", "on", "longseq"} and not any(r.trims for r in gpu.runs)
+    assert {r.suite for r in gpu.runs} == {"shd", "nmnist", "layer", "on", "longseq", "precision"}
+    assert not any(r.trims for r in gpu.runs)
 
 
 def test_timing_only_cases_are_not_trimmed():
@@ -163,7 +170,7 @@ def test_the_committed_cpu_publish_is_what_its_runs_render_to():
     runs_dir = REPO / "results" / CPU_CLASS
     paths = published_runs(runs_dir)
     assert {json.loads((p / "manifest.json").read_text())["suite"] for p in paths} == \
-        {"shd", "nmnist", "layer", "longseq"}, "the CPU publish is committed under results/" + CPU_CLASS
+        {"shd", "nmnist", "layer", "longseq", "precision"}, "the CPU publish is committed under results/" + CPU_CLASS
     for path in paths:
         manifest = json.loads((path / "manifest.json").read_text())
         assert manifest["status"] == "complete", path
