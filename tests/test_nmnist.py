@@ -152,8 +152,9 @@ def test_max_pool_routes_gradient_to_the_first_maximum_like_torch():
         np.testing.assert_array_equal(np.asarray(vjp(jnp.asarray(_nhwc(g)))[0]), _nhwc(xt.grad.numpy()))
 
 
+@pytest.mark.parametrize("block", [1, 2, 3])  # output columns per row of patches (the width, 6, divides)
 @pytest.mark.parametrize("budget", [None, 1])  # one chunk; one frame per chunk (lax.map and the scan)
-def test_patch_convolution_matches_torch_conv2d_and_its_gradients(monkeypatch, budget):
+def test_patch_convolution_matches_torch_conv2d_and_its_gradients(monkeypatch, budget, block):
     torch = pytest.importorskip("torch")
     import jax.numpy as jnp
 
@@ -161,6 +162,7 @@ def test_patch_convolution_matches_torch_conv2d_and_its_gradients(monkeypatch, b
 
     if budget is not None:
         monkeypatch.setattr(conv, "PATCH_CHUNK_BYTES", budget)
+        assert conv._chunks_for(jnp.zeros((6, 9, 8, 3)), 3, block) == 6
     rng = np.random.default_rng(1)
     x = (rng.random((6, 3, 9, 8)) < 0.4).astype(np.float32)
     w = rng.normal(size=(5, 3, 3, 3)).astype(np.float32)
@@ -168,11 +170,20 @@ def test_patch_convolution_matches_torch_conv2d_and_its_gradients(monkeypatch, b
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ref = torch.nn.functional.conv2d(xt, wt)
     ref.backward(torch.tensor(g))
-    out, vjp = jax.vjp(conv.conv2d, jnp.asarray(_nhwc(x)), jnp.asarray(w.transpose(2, 3, 1, 0)))
+    out, vjp = jax.vjp(lambda x, w: conv.conv2d_blocked(x, w, block),
+                       jnp.asarray(_nhwc(x)), jnp.asarray(w.transpose(2, 3, 1, 0)))
     dx, dw = vjp(jnp.asarray(_nhwc(g)))
     np.testing.assert_allclose(np.asarray(out), _nhwc(ref.detach().numpy()), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(dx), _nhwc(xt.grad.numpy()), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(dw), wt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_column_blocks_only_for_narrow_windows_of_even_width():
+    from snnbench.runners.reference.conv import column_block
+
+    assert column_block(5, 2, 30) == 2  # N-MNIST's first layer: a 50-value window
+    assert column_block(5, 2, 29) == 1  # odd output width
+    assert column_block(5, 12, 10) == 1  # its second layer: 300 values, patches as they are
 
 
 def test_chunk_count_keeps_each_chunk_under_the_budget():
