@@ -14,7 +14,8 @@ A narrow input (a window of fewer than :data:`NARROW_WINDOW` values, N-MNIST's f
 row of patches covers ``b`` neighbouring output columns (:func:`column_block`), and the weights become a
 banded matrix (:func:`banded`, zeros outside the kernel): ``b + k - 1`` input columns per row, ``b * O``
 outputs per row. It costs ``(b + k - 1) / k`` times the multiply-adds and writes ``(b + k - 1) / (b * k)``
-times the patches; at ``b = 2`` the N-MNIST step took 195 ms against 227 ms (docs/reference-performance.md).
+times the patches; at ``b = 2`` the N-MNIST training step took 199 ms against 224 ms
+(docs/reference-performance.md).
 The zeros join the sums as exact ``+ 0`` terms, so finite inputs give the direct convolution to rounding.
 
 The function is PyTorch's ``Conv2d`` (cross-correlation, stride 1, no padding; the caller pads) on
