@@ -23,8 +23,9 @@ BOUND = 1.10
 #: T and B per runner where the default (eager T 64 B 64; compiled T 32 B 32, as inductor unrolls the time
 #: loop and its compile time grows with T) does not suit. brainpy at the suite's own size: at T 64 B 64 the
 #: two loops are level (adapter / own 0.99-1.14 over six runs, medians of alternated epochs of 16 batches),
-#: too close to the bound for a shared CI machine.
-SIZES = {"brainpy": (128, 128)}
+#: too close to the bound for a shared CI machine. spyx (recurrent) likewise, at shd-rec-h128's own size: at
+#: T 64 B 64 it read 1.03-1.12 over seven runs on 5 Dec (1.10+ three times), at T 128 B 128 1.02-1.09 over four.
+SIZES = {"brainpy": (128, 128), "spyx": (128, 128)}
 
 # Every registered runner that names its framework's own loop (Runner.idiomatic): (runner, script module,
 # package it needs, compiled?, T, B). How far "the same network" may differ is the runner's
