@@ -31,6 +31,15 @@ def machine_class() -> str:
     return computed()
 
 
+def avx512_host() -> bool:
+    """Whether this CPU has AVX-512 (``avx512f``). The same machine class has come as an AVX2-only Zen 3
+    and as a Zen 4 with AVX-512, and some of docs/reference-performance.md's claims about XLA:CPU hold on
+    one kind only: a check asserts a claim on the kind of host it was measured on and prints it elsewhere."""
+    from snnbench.harness.env import cpu_id
+
+    return "avx512f" in ((cpu_id() or {}).get("simd") or "").split()
+
+
 def shd_case(T: int = 64, B: int = 32, hidden: int = 128, channels: int = 128, epochs: int = 1):
     net = {"neuron": {"beta": 0.9}, "surrogate": {"name": "superspike", "slope": 1.0},
            "layers": [{"type": "linear", "out": hidden}, {"type": "lif"}, {"type": "linear", "out": hidden},

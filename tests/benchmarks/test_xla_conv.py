@@ -13,8 +13,9 @@ suite's worker is: in a process with glibc's defaults PyTorch's large tensors ar
 zero-filled afresh on every call, which made its conv1 2.8x slower (70 against 25 ms) and the ratios
 unsteady from run to run. The worker times the forms alternately, prints every ratio and each
 network's total, and the test checks the claims the docs make: XLA's own convolution is at least twice
-PyTorch's, the reference's form is faster than XLA's own, and the reference's form is still slower
-than PyTorch's over the m2 network (the gap the docs put down to this op). When a JAX release fixes
+PyTorch's, the reference's form is faster than XLA's own, and (on an AVX-512 host, the kind it was
+measured on) the reference's form is still slower than PyTorch's over the m2 network, the gap the docs
+put down to this op. When a JAX release fixes
 its convolution, or the patch form catches up, a check fails and says the docs are out of date.
 
 The pytest-benchmark functions time each form alone (``make bench``), in pytest's own process: there
@@ -35,7 +36,7 @@ import pytest
 
 from snnbench.harness.timing import RepeatPolicy, time_calls
 
-from .conftest import ROOT, remeasured
+from .conftest import ROOT, avx512_host, remeasured
 
 FRAMES = 1024  # T * B of nmnist-m1-B32 in the publish profile
 REPEATS = 4  # sets of FRAMES frames per timed call (XLA's own convolution: one, see xla_step)
@@ -47,7 +48,7 @@ LAYERS = {  # each network's two convolutions: (in channels, side, out channels)
 }
 FIRST = ("m1-conv1", "m2-conv1")  # their input is the data: no input gradient
 XLA_OVER_TORCH_AT_LEAST = 2.0  # measured 5-24x here (docs/reference-performance.md)
-PATCHES_OVER_TORCH_M2_ABOVE = 1.0  # m2's convolutions, patches / torch: measured 1.33-1.38x (the docs' claim)
+PATCHES_OVER_TORCH_M2_ABOVE = 1.0  # m2's convolutions, patches / torch: 1.33-1.38x on the AVX-512 host
 
 
 pytest.importorskip("jax")
@@ -196,9 +197,10 @@ def run_worker() -> dict[str, dict[str, float]]:
 
 
 def holds(medians) -> bool:
+    behind = network_total(medians, "patches", "m2") > PATCHES_OVER_TORCH_M2_ABOVE * network_total(medians, "torch", "m2")
     return (all(medians["xla"][layer] >= XLA_OVER_TORCH_AT_LEAST * medians["torch"][layer]
                 and medians["patches"][layer] < medians["xla"][layer] for layer in LAYERS)
-            and network_total(medians, "patches", "m2") > PATCHES_OVER_TORCH_M2_ABOVE * network_total(medians, "torch", "m2"))
+            and (behind or not avx512_host()))
 
 
 @pytest.mark.bench_check

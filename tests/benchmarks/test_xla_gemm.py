@@ -4,9 +4,11 @@ and PyTorch (oneDNN). ``docs/reference-performance.md`` has the figures and the 
 
 The pytest-benchmark functions time each form alone (``make bench``). ``test_weight_grad_ratios`` (a
 ``bench_check``) times them alternately in one process, prints the ratios, and checks the two claims the
-docs make: XLA's own form is at least 1.2x PyTorch's, and the copied form is faster than XLA's own. When
-a JAX release gives the transposed GEMM the row-major GEMM's speed, the first check fails and says the
-docs are out of date."""
+docs make for an AVX2-only host (the Zen 3 they were measured on): XLA's own form is at least 1.2x
+PyTorch's, and the copied form is faster than XLA's own. When a JAX release gives the transposed GEMM
+the row-major GEMM's speed, the first check fails and says the docs are out of date. On an AVX-512 host
+(a Zen 4) XLA's own form measured level with PyTorch's (0.98x) and the copy made no difference
+(0.98x XLA's): there the check asserts only that the copy costs nothing (at most 1.1x XLA's own form)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ import pytest
 
 from snnbench.harness.timing import RepeatPolicy, time_calls
 
-from .conftest import remeasured
+from .conftest import avx512_host, remeasured
 
 pytest.importorskip("jax")
 
 M, K, N = 1600, 2048, 2048  # T 100 x B 16 rows; layer-n2048's input and output widths
-XLA_OVER_TORCH_AT_LEAST = 1.2  # measured 1.38-1.48x here (docs/reference-performance.md)
+XLA_OVER_TORCH_AT_LEAST = 1.2  # measured 1.38-1.48x on the AVX2-only host (docs/reference-performance.md)
+COPY_OVER_XLA_AT_MOST = 1.1  # on an AVX-512 host, where the copy neither helps nor hurts
 
 
 def _arrays():
@@ -79,10 +82,13 @@ def test_weight_grad_ratios():
         medians = {form: float(np.median(v)) for form, v in ms.items()}
         xla, copied, torch = (medians[f] for f in FORMS)
         print(f"\nx^T g, [{M}, {K}]^T [{M}, {N}]: XLA {xla:.1f} ms, copied {copied:.1f} ms, torch {torch:.1f} ms "
-              f"-> XLA / torch {xla / torch:.2f}x, copied / torch {copied / torch:.2f}x, copied / XLA {copied / xla:.2f}x")
+              f"-> XLA / torch {xla / torch:.2f}x, copied / torch {copied / torch:.2f}x, copied / XLA {copied / xla:.2f}x "
+              f"({'AVX-512 host: only the copy costing nothing is checked' if avx512_host() else 'AVX2 host'})")
         return medians
 
     def holds(m) -> bool:
+        if avx512_host():
+            return m["copied"] <= COPY_OVER_XLA_AT_MOST * m["xla"]
         return m["xla"] >= XLA_OVER_TORCH_AT_LEAST * m["torch"] and m["copied"] < m["xla"]
 
     medians = remeasured(measure, holds, lambda m: repr({k: round(v, 1) for k, v in m.items()}))
