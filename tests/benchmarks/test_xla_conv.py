@@ -5,9 +5,9 @@ is data), at the nmnist suite's shapes (``T * B = 1024`` frames, the publish pro
 (:mod:`snnbench.runners.reference.conv`) and in PyTorch (oneDNN). ``docs/reference-performance.md`` has
 the figures and the whole step's profile.
 
-Each timed call runs :data:`REPEATS` sets of 1024 frames, as a training epoch runs its steps: the JAX
-forms as one compiled program (a ``lax.scan`` over the sets, its temporaries allocated once per call),
-PyTorch as a loop. ``test_conv_ratios`` (a ``bench_check``: ``make bench-check``) measures in a worker
+Each timed call runs :data:`REPEATS` sets of 1024 frames, as a training epoch runs its steps: the patch
+form as one compiled program (a ``lax.scan`` over the sets, its temporaries allocated once per call),
+PyTorch as a loop (XLA's own convolution one set per call: :func:`xla_step`). ``test_conv_ratios`` (a ``bench_check``: ``make bench-check``) measures in a worker
 process started with the harness's allocator settings (:mod:`snnbench.harness.allocator`), as every
 suite's worker is: in a process with glibc's defaults PyTorch's large tensors are mapped and
 zero-filled afresh on every call, which made its conv1 2.8x slower (70 against 25 ms) and the ratios
@@ -15,8 +15,8 @@ unsteady from run to run. The worker times the forms alternately, prints every r
 network's total, and the test checks the claims the docs make: XLA's own convolution is at least twice
 PyTorch's, the reference's form is faster than XLA's own, and (on an AVX-512 host, the kind it was
 measured on) the reference's form is still slower than PyTorch's over the m2 network, the gap the docs
-put down to this op. When a JAX release fixes
-its convolution, or the patch form catches up, a check fails and says the docs are out of date.
+put down to this op. When a JAX release fixes its convolution, or the patch form catches up, a check
+fails and says the docs are out of date.
 
 The pytest-benchmark functions time each form alone (``make bench``), in pytest's own process: there
 PyTorch's figure includes the page faults above.
