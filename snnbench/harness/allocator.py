@@ -38,6 +38,14 @@ def allocator_env() -> dict[str, str]:
     return dict(GLIBC_MALLOC)
 
 
+def worker_environ(base: dict[str, str]) -> dict[str, str]:
+    """``base`` (a process environment) with any inherited ``MALLOC_*`` variable dropped and
+    :func:`allocator_env` set: what a worker process is started with."""
+    env = {k: v for k, v in base.items() if not k.startswith("MALLOC_")}
+    env.update(allocator_env())
+    return env
+
+
 def describe() -> dict[str, object]:
     """What a run's manifest records about the allocator (inherited ``MALLOC_*`` variables are
     dropped from the workers' environment; ``GLIBC_TUNABLES`` is passed on and recorded)."""

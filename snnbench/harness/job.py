@@ -73,8 +73,7 @@ def _job_env(compile_cache: str, job: dict[str, Any] | None = None) -> dict[str,
     it: each worker gets its own empty TorchInductor / Triton cache (an earlier run's cache made
     torch.compile's 10.5 s compile read 3.6 s here) and JAX's persistent cache is switched off.
     Every worker gets the same host allocator configuration (:mod:`.allocator`)."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}  # no stray allocator settings
-    e.update(allocator.allocator_env())
+    e = allocator.worker_environ(dict(os.environ))  # no stray allocator settings
     e.setdefault("PYTHONUNBUFFERED", "1")
     e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     e["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(compile_cache, "inductor")

@@ -187,10 +187,10 @@ def network_total(medians, form: str, net: str) -> float:
 
 def run_worker() -> dict[str, dict[str, float]]:
     """:func:`measure` in a fresh process with the harness's allocator settings, as the suites' workers."""
-    from snnbench.harness.allocator import allocator_env
+    from snnbench.harness.allocator import worker_environ
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | allocator_env()
-    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.test_xla_conv"], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.test_xla_conv"], cwd=ROOT,
+                          env=worker_environ(dict(os.environ)),
                           capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
