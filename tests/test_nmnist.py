@@ -162,6 +162,7 @@ def test_patch_convolution_matches_torch_conv2d_and_its_gradients(monkeypatch, b
 
     if budget is not None:
         monkeypatch.setattr(conv, "PATCH_CHUNK_BYTES", budget)
+        monkeypatch.setattr(conv, "COL2IM_CHUNK_BYTES", budget)
         assert conv._chunks_for(jnp.zeros((6, 9, 8, 3)), 3, block) == 6
     rng = np.random.default_rng(1)
     x = (rng.random((6, 3, 9, 8)) < 0.4).astype(np.float32)
