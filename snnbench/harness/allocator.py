@@ -53,3 +53,17 @@ def describe() -> dict[str, object]:
 
     return {"library": "glibc malloc", "env": allocator_env(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
             "why": "freed blocks reused from the heap instead of mmap + zero-fill on every call"}
+
+
+def ensure_worker_environ(module: str) -> None:
+    """Re-start this process as ``python -m module`` (same arguments) with :func:`worker_environ` unless it
+    already runs with it: for tools that time or profile in their own process, as the harness's workers
+    do (glibc reads its ``MALLOC_*`` settings once, at start)."""
+    import os
+    import sys
+
+    env = worker_environ(dict(os.environ))
+    if all(os.environ.get(k) == v for k, v in allocator_env().items()):
+        return
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
