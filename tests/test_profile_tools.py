@@ -50,3 +50,25 @@ def test_profile_torch_names_the_convolutions(tmp_path):
     assert "under the profiler" in out and "self time per step" in out
     assert "aten::convolution_backward" in out
     assert "[32, 2, 34, 34]" in out  # the first convolution's input: all T * B frames at once
+
+
+def test_tools_restart_under_the_allocator_settings_once(monkeypatch):
+    import os
+
+    from snnbench.harness import allocator
+
+    calls = []
+    monkeypatch.setattr(os, "execve", lambda exe, argv, env: calls.append((argv, env)))
+    monkeypatch.setattr(sys, "argv", ["tool", "case", "--top", "3"])
+    for key in allocator.allocator_env():
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "1")  # a stray setting is dropped, as the harness's workers drop it
+    allocator.ensure_worker_environ("tests.benchmarks.profile_torch")
+    (argv, env), = calls
+    assert argv[1:] == ["-m", "tests.benchmarks.profile_torch", "case", "--top", "3"]
+    assert {k: env[k] for k in allocator.allocator_env()} == allocator.allocator_env()
+    assert "MALLOC_ARENA_MAX" not in env
+    for key, value in allocator.allocator_env().items():
+        monkeypatch.setenv(key, value)
+    allocator.ensure_worker_environ("tests.benchmarks.profile_torch")
+    assert len(calls) == 1  # already under the settings: no second start

@@ -62,8 +62,7 @@ def ensure_worker_environ(module: str) -> None:
     import os
     import sys
 
-    env = worker_environ(dict(os.environ))
     if all(os.environ.get(k) == v for k, v in allocator_env().items()):
         return
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], worker_environ(dict(os.environ)))
