@@ -2,7 +2,8 @@
 its training step takes (the weight gradient; the input gradient too after the first layer, whose input
 is data), at the nmnist suite's shapes (``T * B = 1024`` frames, the publish profile's ``T = 32``,
 ``B = 32``; both networks, m1 and m2), in XLA:CPU, in the reference's patch-and-GEMM form
-(:mod:`snnbench.runners.reference.conv`) and in PyTorch (oneDNN). ``docs/reference-performance.md`` has
+(:mod:`snnbench.runners.reference.conv`) and in PyTorch (oneDNN; NCHW as eager PyTorch runs it, and
+channels-last as ``torch.compile`` hands it to oneDNN). ``docs/reference-performance.md`` has
 the figures and the whole step's profile.
 
 Each timed call runs :data:`REPEATS` sets of 1024 frames, as a training epoch runs its steps: the patch
@@ -26,6 +27,7 @@ PyTorch's figure includes the page faults above.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -115,11 +117,16 @@ def patch_step(layer: str):
     return lambda: jax.block_until_ready(f(*args))
 
 
-def torch_step(layer: str):
-    """PyTorch's ``conv2d`` forward and gradients (its oneDNN kernels on a CPU), set after set."""
+def torch_step(layer: str, channels_last: bool = False):
+    """PyTorch's ``conv2d`` forward and gradients (its oneDNN kernels on a CPU), set after set; NCHW as eager
+    PyTorch runs it, or ``channels_last`` frames as ``torch.compile``'s layout optimisation hands them to
+    oneDNN (``norse-compile``'s convolutions: at m1's conv1 8.6 against 17.3 ms forward in the two
+    runners' profiles, docs/reference-performance.md)."""
     torch = pytest.importorskip("torch")
     x, w, g = _arrays(layer)
     xs, gs, w = [torch.tensor(a) for a in x], [torch.tensor(a) for a in g], torch.tensor(w, requires_grad=True)
+    if channels_last:
+        xs, gs = ([a.contiguous(memory_format=torch.channels_last) for a in arrays] for arrays in (xs, gs))
     for a in xs:
         a.requires_grad_(layer not in FIRST)
 
@@ -131,7 +138,8 @@ def torch_step(layer: str):
     return step
 
 
-FORMS = {"xla": xla_step, "patches": patch_step, "torch": torch_step}
+FORMS = {"xla": xla_step, "patches": patch_step, "torch": torch_step,
+         "torch_cl": functools.partial(torch_step, channels_last=True)}
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -165,19 +173,22 @@ def measure() -> dict[str, dict[str, float]]:
 
 
 def describe(medians: dict[str, dict[str, float]]) -> str:
-    """The lines the bench check prints: each layer's three forms and ratios, then each network's total."""
+    """The lines the bench check prints: each layer's forms and ratios, then each network's total. The
+    ratios are against NCHW PyTorch; channels-last PyTorch (``torch_cl``) is printed beside it."""
     lines = []
     for layer in LAYERS:
-        xla, patches, torch = (medians[form][layer] for form in FORMS)
+        xla, patches, torch, cl = (medians[form][layer] for form in FORMS)
         grads = "weight gradient" if layer in FIRST else "both gradients"
         lines.append(f"{layer} forward + {grads}, {FRAMES} frames: XLA {xla:.1f} ms, patches {patches:.1f} ms, "
-                     f"torch {torch:.1f} ms -> XLA / torch {xla / torch:.2f}x, patches / torch {patches / torch:.2f}x, "
+                     f"torch {torch:.1f} ms (channels-last {cl:.1f} ms) -> XLA / torch {xla / torch:.2f}x, "
+                     f"patches / torch {patches / torch:.2f}x (/ channels-last {patches / cl:.2f}x), "
                      f"patches / XLA {patches / xla:.2f}x (page faults per set: patches "
                      f"{medians['faults']['patches/' + layer]:.0f}, torch {medians['faults']['torch/' + layer]:.0f})")
     for net in ("m1", "m2"):
-        xla, patches, torch = (network_total(medians, form, net) for form in FORMS)
+        xla, patches, torch, cl = (network_total(medians, form, net) for form in FORMS)
         lines.append(f"{net} network's convolutions: XLA {xla:.1f} ms, patches {patches:.1f} ms, torch {torch:.1f} ms "
-                     f"-> patches - torch {patches - torch:+.1f} ms per step, patches / torch {patches / torch:.2f}x")
+                     f"(channels-last {cl:.1f} ms) -> patches - torch {patches - torch:+.1f} ms per step, "
+                     f"patches / torch {patches / torch:.2f}x (/ channels-last {patches / cl:.2f}x)")
     return "\n".join(lines)
 
 
