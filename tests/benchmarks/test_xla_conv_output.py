@@ -129,11 +129,6 @@ def test_conv_forward(benchmark, form, layer):
     benchmark(step)
 
 
-def test_reduction_is_fused():
-    """The comparison means what it says only while XLA fuses the sum into the convolution's fusion."""
-    assert fused_reduction("m1-conv2")
-
-
 def measure() -> dict[str, dict[str, float]]:
     """Every form at every layer, alternated over three rounds: ``{form: {layer: median ms per FRAMES frames}}``
     and ``fused: {layer: 1.0 or 0.0}``."""
@@ -174,6 +169,9 @@ def run_worker() -> dict[str, dict[str, float]]:
 
 
 def holds(medians) -> bool:
+    """The claims: XLA fuses the sum into the convolution's fusion at m1-conv2 (else the comparison means
+    nothing), and on an AVX-512 host every layer whose sum is fused stores its output at least
+    :data:`WRITTEN_OVER_REDUCED_AT_LEAST` times slower than it reduces it."""
     fused = [layer for layer in LAYERS if medians["fused"][layer]]
     return "m1-conv2" in fused and (not avx512_host() or all(
         medians["xla_written"][layer] >= WRITTEN_OVER_REDUCED_AT_LEAST * medians["xla_reduced"][layer]
