@@ -94,3 +94,31 @@ def remeasured(measure: Callable[[], T], within: Callable[[T], bool], describe: 
         return result
     print(f"\noutside the bound ({describe(result)}); measuring once more before failing")
     return measure()
+
+
+def worker_medians(module: str) -> dict[str, dict[str, float]]:
+    """``python -m module`` in a fresh process with the harness's allocator settings, as the suites' workers
+    run: the JSON object its last line prints (``{form: {layer: median ms}}`` for the convolution checks)."""
+    import os
+    import subprocess
+    import sys
+
+    from snnbench.harness.allocator import worker_environ
+
+    done = subprocess.run([sys.executable, "-m", module], cwd=ROOT, env=worker_environ(dict(os.environ)),
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def checked_in_worker(module: str, describe: Callable[[dict], str], within: Callable[[dict], bool]) -> dict:
+    """:func:`worker_medians` of ``module``, its lines printed (``describe``), measured once more if outside
+    the bound (:func:`remeasured`): the medians the check asserts on."""
+
+    def measured():
+        medians = worker_medians(module)
+        print("\n" + describe(medians))
+        return medians
+
+    return remeasured(measured, within, lambda m: repr({f: {k: round(v, 1) for k, v in d.items()}
+                                                        for f, d in m.items()}))

@@ -29,16 +29,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from snnbench.harness.timing import RepeatPolicy, time_calls
 
-from .conftest import ROOT, avx512_host, remeasured
+from .conftest import avx512_host, checked_in_worker
 
 FRAMES = 1024  # T * B of nmnist-m1-B32 in the publish profile
 REPEATS = 4  # sets of FRAMES frames per timed call (XLA's own convolution: one, see xla_step)
@@ -196,17 +193,6 @@ def network_total(medians, form: str, net: str) -> float:
     return sum(ms for layer, ms in medians[form].items() if layer.startswith(net))
 
 
-def run_worker() -> dict[str, dict[str, float]]:
-    """:func:`measure` in a fresh process with the harness's allocator settings, as the suites' workers."""
-    from snnbench.harness.allocator import worker_environ
-
-    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.test_xla_conv"], cwd=ROOT,
-                          env=worker_environ(dict(os.environ)),
-                          capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def holds(medians) -> bool:
     behind = network_total(medians, "patches", "m2") > PATCHES_OVER_TORCH_M2_ABOVE * network_total(medians, "torch", "m2")
     return (all(medians["xla"][layer] >= XLA_OVER_TORCH_AT_LEAST * medians["torch"][layer]
@@ -217,14 +203,7 @@ def holds(medians) -> bool:
 @pytest.mark.bench_check
 def test_conv_ratios():
     pytest.importorskip("torch")
-
-    def measured():
-        medians = run_worker()
-        print("\n" + describe(medians))
-        return medians
-
-    medians = remeasured(measured, holds, lambda m: repr({f: {k: round(v, 1) for k, v in d.items()}
-                                                          for f, d in m.items() if f != "faults"}))
+    medians = checked_in_worker("tests.benchmarks.test_xla_conv", describe, holds)
     assert holds(medians), medians
 
 

@@ -24,18 +24,17 @@ convolution.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from snnbench.harness.timing import RepeatPolicy, time_calls
 
-from .conftest import ROOT, avx512_host, remeasured
+from .conftest import avx512_host, checked_in_worker
 from .test_xla_conv import FRAMES, LAYERS, REPEATS
+from .test_xla_conv import _arrays as nchw_arrays
 
 #: the written output at least this many times the reduced one, at every layer (5-9x measured)
 WRITTEN_OVER_REDUCED_AT_LEAST = 2.0
@@ -44,12 +43,10 @@ pytest.importorskip("jax")
 
 
 def _arrays(layer: str):
-    """``x [REPEATS, FRAMES, H, W, C]`` spikes and ``w [k, k, C, O]``, channels-last."""
-    c, side, o = LAYERS[layer]
-    rng = np.random.default_rng(0)
-    x = (rng.random((REPEATS, FRAMES, side, side, c)) < 0.1).astype(np.float32)
-    w = (rng.normal(size=(5, 5, c, o)) * 0.1).astype(np.float32)
-    return x, w
+    """``x [REPEATS, FRAMES, H, W, C]`` spikes and ``w [k, k, C, O]``: the convolution check's arrays,
+    channels-last."""
+    x, w, _ = nchw_arrays(layer)
+    return x.transpose(0, 1, 3, 4, 2), w.transpose(2, 3, 1, 0)
 
 
 def xla_conv(x, w):
@@ -94,8 +91,8 @@ def fused_reduction(layer: str) -> bool:
     at m1's first layer, whose convolution stays outside YNNPACK)."""
     import jax
 
-    x, w = (jax.numpy.asarray(a[0] if a.ndim == 5 else a) for a in _arrays(layer))
-    text = jax.jit(FUNCTIONS["xla_reduced"]).lower(x, w).compile().as_text()
+    x, w = _arrays(layer)
+    text = jax.jit(FUNCTIONS["xla_reduced"]).lower(x[0], w).compile().as_text()
     computations = text.split("\n\n")
     return any("convolution(" in c and "reduce(" in c for c in computations) and '"__ynn_fusion"' in text
 
@@ -103,9 +100,9 @@ def fused_reduction(layer: str) -> bool:
 def torch_step(layer: str):
     """PyTorch's ``conv2d`` forward on channels-last frames, set after set, no autograd."""
     torch = pytest.importorskip("torch")
-    x, w = _arrays(layer)
-    xs = [torch.tensor(a.transpose(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last) for a in x]
-    wt = torch.tensor(w.transpose(3, 2, 0, 1)).contiguous()
+    x, w, _ = nchw_arrays(layer)
+    xs = [torch.tensor(a).contiguous(memory_format=torch.channels_last) for a in x]
+    wt = torch.tensor(w)
 
     def step():
         with torch.no_grad():
@@ -115,10 +112,7 @@ def torch_step(layer: str):
     return step
 
 
-FORMS = {"xla_written": lambda layer: jax_step("xla_written", layer),
-         "xla_reduced": lambda layer: jax_step("xla_reduced", layer),
-         "patches": lambda layer: jax_step("patches", layer),
-         "torch_cl": torch_step}
+FORMS = {**{form: functools.partial(jax_step, form) for form in FUNCTIONS}, "torch_cl": torch_step}
 
 
 @pytest.mark.parametrize("layer", ["m1-conv2"])
@@ -158,16 +152,6 @@ def describe(medians: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def run_worker() -> dict[str, dict[str, float]]:
-    """:func:`measure` in a fresh process with the harness's allocator settings, as the suites' workers."""
-    from snnbench.harness.allocator import worker_environ
-
-    done = subprocess.run([sys.executable, "-m", "tests.benchmarks.test_xla_conv_output"], cwd=ROOT,
-                          env=worker_environ(dict(os.environ)), capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def holds(medians) -> bool:
     """The claims: XLA fuses the sum into the convolution's fusion at m1-conv2 (else the comparison means
     nothing), and on an AVX-512 host every layer whose sum is fused stores its output at least
@@ -181,14 +165,7 @@ def holds(medians) -> bool:
 @pytest.mark.bench_check
 def test_written_output_ratios():
     pytest.importorskip("torch")
-
-    def measured():
-        medians = run_worker()
-        print("\n" + describe(medians))
-        return medians
-
-    medians = remeasured(measured, holds, lambda m: repr({f: {k: round(v, 1) for k, v in d.items()}
-                                                          for f, d in m.items()}))
+    medians = checked_in_worker("tests.benchmarks.test_xla_conv_output", describe, holds)
     assert holds(medians), medians
 
 
